@@ -1,0 +1,1 @@
+"""dSprites: factor specification, loader, procedural renderer, oracle and resampling."""
