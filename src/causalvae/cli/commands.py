@@ -9,6 +9,11 @@ import click
 # Each module defines a click command or group named ``cli``.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "causalvae.cli.data",
+    "causalvae.cli.train",
+    "causalvae.cli.query",
+    "causalvae.cli.evaluate",
+    "causalvae.cli.demo",
+    "causalvae.cli.graphs",
 )
 
 

@@ -1,0 +1,112 @@
+"""Options and helpers shared by the training, evaluation and demo commands."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import click
+from tqdm.auto import tqdm
+
+from causalvae.models.cvae import ARCHITECTURES, PRECISIONS, ModelConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def model_options(function: F) -> F:
+    """Add the model configuration flags to a command."""
+    options = [
+        click.option(
+            "--architecture",
+            type=click.Choice(ARCHITECTURES),
+            default="geometric",
+            show_default=True,
+            help="Decoder family: 'geometric' (coordinate MLP behind the sprite's "
+            "transform) or 'mlp' (the reference fully connected network).",
+        ),
+        click.option(
+            "--z-dim",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Style latent size [default: 4 geometric, 50 mlp].",
+        ),
+        click.option(
+            "--hidden",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Hidden units per layer [default: 64 geometric, 1000 mlp].",
+        ),
+        click.option(
+            "--layers",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Hidden layers [default: 3 geometric, 2 mlp].",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(PRECISIONS),
+            default="bf16",
+            show_default=True,
+            help="Autocast precision of the networks' forward passes.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def build_model_config(kwargs: Mapping[str, Any]) -> ModelConfig:
+    """Turn the values of :func:`model_options` into a :class:`ModelConfig`."""
+    return ModelConfig(
+        architecture=kwargs["architecture"],
+        z_dim=kwargs["z_dim"],
+        hidden=kwargs["hidden"],
+        layers=kwargs["layers"],
+        precision=kwargs["precision"],
+    )
+
+
+class TrainingBar:
+    """A tqdm bar for a training run, by steps or by minutes, hidden when quiet."""
+
+    def __init__(
+        self, *, steps: int | None, minutes: float | None, quiet: bool
+    ) -> None:
+        self.by_time = steps is None and minutes is not None
+        total = round(minutes * 60) if self.by_time else steps
+        unit = "s" if self.by_time else "step"
+        self.bar = tqdm(total=total, unit=unit, disable=quiet, dynamic_ncols=True)
+
+    def __call__(self, info: Mapping[str, Any]) -> None:
+        target = int(info["elapsed"]) if self.by_time else int(info["step"])
+        if target > self.bar.n:
+            self.bar.update(target - self.bar.n)
+        self.bar.set_postfix(
+            step=info["step"], loss=f"{info['loss']:.2f}", refresh=False
+        )
+
+    def close(self) -> None:
+        """Close the bar."""
+        self.bar.close()
+
+
+def is_quiet() -> bool:
+    """Whether the root command was given ``--quiet``."""
+    context = click.get_current_context(silent=True)
+    root = context.find_root() if context else None
+    return bool(root and root.obj and root.obj.get("quiet"))
+
+
+def user_errors(function: F) -> F:
+    """Turn the library's ``ValueError`` and ``FileNotFoundError`` into CLI errors."""
+    from causalvae.cli import UserError
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (ValueError, FileNotFoundError) as error:
+            raise UserError(str(error)) from error
+
+    return wrapper  # type: ignore[return-value]
