@@ -88,8 +88,34 @@ def test_preset_structures() -> None:
     assert set(get_preset("fork").children("shape")) == {"scale", "pos_x"}
     hidden = get_preset("hidden")
     assert hidden.hidden_names == ("confounder",)
-    assert set(hidden.children("confounder")) == {"scale", "pos_x"}
-    assert "scale" in hidden.parents("pos_x")
+    assert set(hidden.children("confounder")) == {"shape", "scale"}
+    assert hidden.parents("pos_x") == ("shape",)
+    assert hidden.parents("scale") == ("confounder",)
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_preset_edges_are_unconfounded(name: str) -> None:
+    # A hidden parent shared by both ends of an observed edge would make the edge's
+    # interventional distribution unidentifiable from the observed factors.
+    graph = get_preset(name)
+    for parent, child in graph.edges:
+        if graph.is_hidden(parent) or graph.is_hidden(child):
+            continue
+        shared = set(graph.parents(parent)) & set(graph.parents(child))
+        assert not {h for h in shared if graph.is_hidden(h)}
+
+
+def test_hidden_preset_condition_and_do_differ() -> None:
+    from causalvae.exact import conditional, interventional, total_variation
+
+    graph = get_preset("hidden")
+    for value in (0, 2):
+        seen = conditional(graph, ["scale"], {"shape": value})
+        done = interventional(graph, ["scale"], {"shape": value})
+        assert total_variation(seen, done) > 0.3
+        seen = conditional(graph, ["pos_x"], {"shape": value})
+        done = interventional(graph, ["pos_x"], {"shape": value})
+        assert total_variation(seen, done) < 1e-12
 
 
 def test_unknown_preset_lists_presets() -> None:

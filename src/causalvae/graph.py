@@ -977,18 +977,17 @@ _PRESET_DICTS: dict[str, dict[str, Any]] = {
     "hidden": {
         "name": "hidden",
         "description": (
-            "A binary hidden confounder drives scale and pos_x, and scale also has a "
-            "direct effect on pos_x. Conditioning, intervening and counterfactuals "
-            "on scale all give different answers about pos_x."
+            "A binary hidden confounder drives shape and scale, which have no causal "
+            "link, and shape drives pos_x. Conditioning on shape moves scale but "
+            "intervening does not. The effect of shape on pos_x is unconfounded, so "
+            "its interventions and counterfactuals are identifiable from the "
+            "observed factors."
         ),
         "hidden": {"confounder": {"size": 2}},
         "factors": {
+            "shape": {"parents": ["confounder"], "mechanism": "shift", "strength": 0.9},
             "scale": {"parents": ["confounder"], "mechanism": "shift", "strength": 0.9},
-            "pos_x": {
-                "parents": ["confounder", "scale"],
-                "mechanism": "shift",
-                "strength": 0.9,
-            },
+            "pos_x": {"parents": ["shape"], "mechanism": "shift", "strength": 0.9},
         },
     },
 }

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from causalvae.checkpoint import STATE_FILE, atomic_write_json, load_checkpoint
 from causalvae.data.loader import load_dsprites
+from causalvae.data.spec import FACTOR_NAMES
 from causalvae.data.store import ensure_dsprites
+from causalvae.graph import FactorGraph
 from causalvae.metrics import evaluate
 from causalvae.models import ConditionalVAE, ModelConfig
 from causalvae.training import (
@@ -37,12 +41,42 @@ def resolve_data_path(data: str | Path | None, data_dir: str | Path | None) -> P
     return ensure_dsprites(data_dir)
 
 
+def read_graph(path: str | Path) -> FactorGraph | None:
+    """The factor graph stored in a resampled data file, or ``None`` for plain data."""
+    with np.load(path, allow_pickle=False) as archive:
+        if "graph" not in archive.files:
+            return None
+        return FactorGraph.from_json(str(archive["graph"][()]))
+
+
+def observed_parents(graph: FactorGraph | None) -> dict[str, list[str]]:
+    """Parents of each observed factor among the observed factors.
+
+    Hidden factors are never given to the model, so their edges are dropped.
+    """
+    if graph is None:
+        return {}
+    parents = {}
+    for name in FACTOR_NAMES:
+        visible = [p for p in graph.parents(name) if not graph.is_hidden(p)]
+        if visible:
+            parents[name] = visible
+    return parents
+
+
 def load_image_data(
     path: str | Path, *, heldout: int = DEFAULT_HELDOUT, split_seed: int = 0
 ) -> ImageData:
-    """Load a dSprites file and split it into training and held-out images."""
+    """Load a dSprites file and split it into training and held-out images.
+
+    A causally resampled file also brings its factor graph, stored under
+    ``source["graph"]``.
+    """
     dataset = load_dsprites(path)
-    source = {"path": str(Path(path).resolve()), "layout": dataset.layout}
+    source: dict[str, Any] = {"path": str(Path(path).resolve()), "layout": dataset.layout}
+    graph = read_graph(path)
+    if graph is not None:
+        source["graph"] = graph.to_dict()
     return ImageData.split(
         dataset.images, dataset.classes, heldout=heldout, seed=split_seed, source=source
     )
@@ -78,9 +112,16 @@ def train_model(
     """Train a new model, or resume the one in ``output``, and return it with history.
 
     On resume the model configuration comes from the checkpoint and ``model_config``
-    must be ``None`` or equal to it.
+    must be ``None`` or equal to it. A new model on causally resampled data learns
+    mechanisms along the observed edges of the data's factor graph unless
+    ``model_config`` sets ``parents`` itself.
     """
     output = Path(output)
+    if not resume and "graph" in data.source:
+        model_config = model_config or ModelConfig()
+        if not model_config.parents:
+            graph = FactorGraph.from_dict(data.source["graph"])
+            model_config.parents = observed_parents(graph)
     if resume:
         saved = load_checkpoint(output).config["model"]
         saved_config = ModelConfig.from_dict(saved)

@@ -170,7 +170,9 @@ def sample_gumbel_posterior(
         logits.shape[:-1] + (1,)
     )
     others = logits + gumbel(logits.shape)
-    truncated = -torch.log(torch.exp(-maximum) + torch.exp(-others))
+    # -log(exp(-maximum) + exp(-others)), in a form that cannot overflow when a class
+    # has a log-probability far below the others.
+    truncated = -torch.logaddexp(-maximum, -others)
     perturbed = truncated.scatter(-1, observed[..., None], maximum)
     return perturbed - logits
 

@@ -268,16 +268,16 @@ def train(
         loss = elbo_loss + config.aux_weight * label_loss
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"the training loss became {float(loss)} at step {step}; lower the "
-                "learning rate (--learning-rate) or use --precision fp32"
+                f"the training loss became {loss.item()} at step {step}; "
+                "lower the learning rate (--learning-rate) or use --precision fp32"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         step += 1
 
-        # Running means over the last ~100 steps, for the progress bar and history.
-        weight = max(1.0 / (running_count + 1), 0.01)
+        # Running means over about the last 20 steps, for the progress bar and history.
+        weight = max(1.0 / (running_count + 1), 0.05)
         running += weight * (elbo_loss.detach().item() - running)
         running_label += weight * (label_loss.detach().item() - running_label)
         running_count += 1

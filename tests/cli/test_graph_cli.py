@@ -41,9 +41,7 @@ def test_show_preset() -> None:
     result = _run("graph", "show", "hidden")
     assert result.exit_code == 0, result.output
     assert "confounder (hidden, 2 classes): parents none; uniform" in result.output
-    assert "pos_x (observed, 32 classes): parents confounder, scale; shift" in (
-        result.output
-    )
+    assert "pos_x (observed, 32 classes): parents shape; shift" in result.output
 
 
 def test_show_file_prints_table(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def cli() -> None:
 def generate(ctx: click.Context, data_dir: Path | None, force: bool) -> None:
     """Render the dSprites grid into the data folder and print its path.
 
-    The grid holds 737,280 images and takes about 3 GiB on disk.
+    The grid contains 737,280 images and takes about 3 GiB on disk.
     """
     from tqdm.auto import tqdm
 
@@ -151,7 +151,7 @@ def _summarise(dataset: DSprites) -> dict[str, Any]:
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     show_default=DATA_DIR_DEFAULT,
-    help="Folder holding the dSprites file, used when --file is not given.",
+    help="Folder containing the dSprites file, used when --file is not given.",
 )
 @click.option(
     "--where",
@@ -202,13 +202,13 @@ def show(
                 "--file"
             )
     try:
-        wanted = parse_factor_assignments(conditions)
+        filters = parse_factor_assignments(conditions)
     except ValueError as error:
         raise _user_error(str(error)) from error
 
     dataset = _load(file)
     keep = np.ones(len(dataset), dtype=bool)
-    for name, class_index in wanted.items():
+    for name, class_index in filters.items():
         keep &= dataset.classes[:, FACTOR_NAMES.index(name)] == class_index
     matches = np.flatnonzero(keep)
     if matches.size == 0:

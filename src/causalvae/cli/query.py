@@ -11,7 +11,11 @@ import torch
 
 from causalvae.checkpoint import atomic_write_json
 from causalvae.cli._options import user_errors
-from causalvae.data.factors import describe_factors, parse_factor_assignments
+from causalvae.data.factors import (
+    describe_factors,
+    format_factors,
+    parse_factor_assignments,
+)
 from causalvae.data.spec import FACTOR_NAMES
 
 OUTPUT_OPTION = click.option(
@@ -215,7 +219,7 @@ def _sample_command(kind: str) -> click.Command:
         samples = run(model, assignment, num_samples)
         output.mkdir(parents=True, exist_ok=True)
         titles = [
-            describe_factors(f.numpy()).get("label", "") for f in samples.factors
+            format_factors(f.numpy()) for f in samples.factors
         ]
         figure = save_image_grid(output / f"{kind}.png", samples.images, titles=titles)
         answer = {

@@ -1,10 +1,10 @@
 """The dSprites factor specification, as in the official file.
 
-The official array ``latents_classes`` has six columns: color, shape, scale, orientation,
-posX, posY. Color is constant, so the model and the queries use the five remaining
-factors, named after their sample sites: ``shape``, ``scale``, ``orientation``,
-``pos_x`` and ``pos_y``. Position y varies fastest in the stored order, then x,
-orientation, scale and shape.
+The official array ``latents_classes`` has six columns: color, shape, scale,
+orientation, posX, posY. Color is constant, so the model and the queries use the five
+remaining factors, named after their sample sites: ``shape``, ``scale``,
+``orientation``, ``pos_x`` and ``pos_y``. Position y varies fastest in the stored
+order, then x, orientation, scale and shape.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ OFFICIAL_LATENT_SIZES: tuple[int, ...] = (1, 3, 6, 40, 32, 32)
 
 @dataclass(frozen=True)
 class Factor:
-    """One generative factor: its site name, official name and the values of its classes."""
+    """One generative factor: site name, official name and the value of each class."""
 
     name: str
     official_name: str
@@ -43,7 +43,11 @@ class Factor:
 
 
 def _linspace(start: float, stop: float, num: int) -> tuple[float, ...]:
-    return tuple(float(v) for v in np.linspace(start, stop, num))
+    # start + i * (stop - start) / (num - 1), in this order of operations, reproduces
+    # the official latents_values bit for bit. np.linspace multiplies i by a rounded
+    # step instead and is one ulp off for some classes (for example 9/31).
+    step_count = num - 1
+    return tuple(start + i * (stop - start) / step_count for i in range(num))
 
 
 FACTORS: tuple[Factor, ...] = (
@@ -67,7 +71,10 @@ def factor_values(name: str) -> np.ndarray:
 
 
 def get_factor(name: str) -> Factor:
-    """Return the factor called ``name``, or raise ``ValueError`` listing the known ones."""
+    """Return the factor called ``name``.
+
+    :raises ValueError: listing the known factors when ``name`` is not one of them.
+    """
     try:
         return FACTOR_BY_NAME[name]
     except KeyError:
@@ -76,14 +83,49 @@ def get_factor(name: str) -> Factor:
         ) from None
 
 
-def classes_to_index(classes: np.ndarray) -> np.ndarray:
-    """Map class indices ``(..., 5)`` to grid indices ``(...)`` (int64)."""
-    classes = np.asarray(classes, dtype=np.int64)
-    if classes.shape[-1:] != (5,):
+def validate_classes(classes: np.ndarray) -> np.ndarray:
+    """Check class indices ``(..., 5)`` and return them as int64.
+
+    Floats are accepted when every entry is a whole number.
+
+    :raises ValueError: when the last dimension is not 5, an entry is not a whole
+        number, or a class lies outside ``[0, size)`` of its factor.
+    """
+    array = np.asarray(classes)
+    if array.shape[-1:] != (5,):
         raise ValueError(
-            f"expected class indices with a last dimension of 5 ({', '.join(FACTOR_NAMES)}), "
-            f"got shape {classes.shape}"
+            "expected class indices with a last dimension of 5 "
+            f"({', '.join(FACTOR_NAMES)}), got shape {array.shape}"
         )
+    if array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+            raise ValueError(
+                "class indices must be whole numbers; these look like factor values, "
+                "convert them with the class index of each value"
+            )
+    elif array.dtype.kind not in "iu":
+        raise ValueError(f"class indices must be integers, got dtype {array.dtype}")
+    array = array.astype(np.int64, copy=False)
+    if array.size == 0:
+        return array
+    low = array.min(axis=tuple(range(array.ndim - 1)))
+    high = array.max(axis=tuple(range(array.ndim - 1)))
+    for column, factor in enumerate(FACTORS):
+        if low[column] < 0 or high[column] >= factor.size:
+            bad = low[column] if low[column] < 0 else high[column]
+            raise ValueError(
+                f"class index {bad} of factor {factor.name!r} is out of range; "
+                f"{factor.name} takes classes 0 to {factor.size - 1}"
+            )
+    return array
+
+
+def classes_to_index(classes: np.ndarray) -> np.ndarray:
+    """Map class indices ``(..., 5)`` to grid indices ``(...)`` (int64).
+
+    :raises ValueError: as :func:`validate_classes` does.
+    """
+    classes = validate_classes(classes)
     return classes @ np.asarray(STRIDES, dtype=np.int64)
 
 
@@ -91,12 +133,18 @@ def index_to_classes(index: np.ndarray) -> np.ndarray:
     """Map grid indices ``(...)`` to class indices ``(..., 5)`` (int64)."""
     index = np.asarray(index, dtype=np.int64)
     if np.any(index < 0) or np.any(index >= NUM_IMAGES):
-        raise ValueError(f"grid indices must lie in [0, {NUM_IMAGES}), got {index.min()}..{index.max()}")
+        raise ValueError(
+            f"grid indices must lie in [0, {NUM_IMAGES}), "
+            f"got {index.min()}..{index.max()}"
+        )
     return (index[..., None] // np.asarray(STRIDES)) % np.asarray(FACTOR_SIZES)
 
 
 def classes_to_values(classes: np.ndarray) -> np.ndarray:
-    """Map class indices ``(..., 5)`` to factor values ``(..., 5)`` (float64)."""
-    classes = np.asarray(classes, dtype=np.int64)
+    """Map class indices ``(..., 5)`` to factor values ``(..., 5)`` (float64).
+
+    :raises ValueError: as :func:`validate_classes` does.
+    """
+    classes = validate_classes(classes)
     columns = [factor_values(f.name)[classes[..., i]] for i, f in enumerate(FACTORS)]
     return np.stack(columns, axis=-1)
