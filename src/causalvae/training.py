@@ -81,6 +81,9 @@ class ImageData:
     train_index: np.ndarray
     heldout_index: np.ndarray
     source: dict[str, Any] = field(default_factory=dict)
+    _on_device: tuple[torch.Tensor, ...] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @classmethod
     def split(
@@ -117,10 +120,34 @@ class ImageData:
     def batch(
         self, index: np.ndarray, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images ``(b, 64, 64)`` float32 and factors ``(b, 5)`` int64 on ``device``."""
+        """Images ``(b, 64, 64)`` float32 and factors ``(b, 5)`` int64 on ``device``.
+
+        On a GPU the whole uint8 image set is copied to the device once, when it takes
+        less than half of the free device memory, and batches are gathered there.
+        """
+        resident = self._resident(device)
+        if resident is not None:
+            rows = torch.as_tensor(index, device=device)
+            return resident[0][rows].float(), resident[1][rows]
         images = torch.from_numpy(self.images[index]).to(device).float()
         factors = torch.from_numpy(self.factors[index]).to(device)
         return images, factors
+
+    def _resident(
+        self, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if device.type != "cuda":
+            return None
+        if self._on_device is None:
+            free, _ = torch.cuda.mem_get_info(device)
+            if self.images.nbytes > free // 2:
+                logger.info("image set too large for the GPU; copying batches instead")
+                self._on_device = ()
+            else:
+                images = torch.from_numpy(np.ascontiguousarray(self.images)).to(device)
+                factors = torch.from_numpy(self.factors).to(device)
+                self._on_device = (images, factors)
+        return self._on_device or None
 
 
 def neg_elbo_per_image(
