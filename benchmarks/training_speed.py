@@ -64,20 +64,41 @@ def main() -> None:
     for architecture, precision, threads in settings:
         env = {**os.environ, "OMP_NUM_THREADS": threads}
         result = subprocess.run(
-            [sys.executable, "-c", WORKER, threads, precision, architecture,
-             str(args.seconds), str(args.batch_size)],
-            capture_output=True, text=True, env=env, check=True,
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                threads,
+                precision,
+                architecture,
+                str(args.seconds),
+                str(args.batch_size),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
         )
         measured = json.loads(result.stdout.strip().splitlines()[-1])
-        row = {"architecture": architecture, "precision": precision,
-               "threads": int(threads), "batch_size": args.batch_size, **measured}
+        row = {
+            "architecture": architecture,
+            "precision": precision,
+            "threads": int(threads),
+            "batch_size": args.batch_size,
+            **measured,
+        }
         rows.append(row)
-        print(f"{architecture:9s} {precision:4s} threads={threads}: "
-              f"{measured['steps_per_s']:.2f} steps/s, "
-              f"{measured['images_per_s']:.0f} images/s", flush=True)
+        print(
+            f"{architecture:9s} {precision:4s} threads={threads}: "
+            f"{measured['steps_per_s']:.2f} steps/s, "
+            f"{measured['images_per_s']:.0f} images/s",
+            flush=True,
+        )
     if args.output:
         with open(args.output, "w") as handle:
-            json.dump({"date": time.strftime("%Y-%m-%d"), "rows": rows}, handle, indent=2)
+            json.dump(
+                {"date": time.strftime("%Y-%m-%d"), "rows": rows}, handle, indent=2
+            )
 
 
 if __name__ == "__main__":

@@ -207,7 +207,9 @@ def default_queries(graph: FactorGraph) -> list[QueryPair]:
     """
     involved = {name for edge in graph.edges for name in edge}
     observed = [name for name in FACTOR_NAMES if name in involved]
-    return [(cause, effect) for cause in observed for effect in observed if cause != effect]
+    return [
+        (cause, effect) for cause in observed for effect in observed if cause != effect
+    ]
 
 
 def counterfactual_sources(graph: FactorGraph) -> list[str]:

@@ -87,7 +87,7 @@ def factor_accuracy(predicted: torch.Tensor, true: torch.Tensor) -> dict[str, fl
 def _random_targets(
     factors: torch.Tensor, index: int, rng: np.random.Generator
 ) -> torch.Tensor:
-    """A class different from the current one for factor ``index``, per unit."""
+    """Draw, per unit, a class of factor ``index`` other than its current one."""
     size = FACTOR_SIZES[index]
     shift = torch.from_numpy(rng.integers(1, size, size=len(factors)))
     return (factors[:, index].cpu() + shift) % size
@@ -168,8 +168,9 @@ def evaluate(
                 vae, sample, {}, factors, generator=generator
             ).counterfactual_images
             mapped = (
-                queries.counterfactual(vae, mapped.float(), {}, factors, generator=generator)
-                .counterfactual_probs
+                queries.counterfactual(
+                    vae, mapped.float(), {}, factors, generator=generator
+                ).counterfactual_probs
                 > 0.5
             )
         composition["sample_10"].append(l1_255(sample, images).cpu())
@@ -185,7 +186,9 @@ def evaluate(
             truth_images = oracle(result.counterfactual_factors)
             cf = result.counterfactual_images.cpu()
             cf_iou[name].append(iou(cf, truth_images))
-            cf_iou_map[name].append(iou(result.counterfactual_probs.cpu() > 0.5, truth_images))
+            cf_iou_map[name].append(
+                iou(result.counterfactual_probs.cpu() > 0.5, truth_images)
+            )
 
             from_image = queries.counterfactual(
                 vae, images, do, inferred, generator=generator

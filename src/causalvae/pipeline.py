@@ -42,7 +42,7 @@ def resolve_data_path(data: str | Path | None, data_dir: str | Path | None) -> P
 
 
 def read_graph(path: str | Path) -> FactorGraph | None:
-    """The factor graph stored in a resampled data file, or ``None`` for plain data."""
+    """Read the factor graph of a resampled data file; ``None`` for plain data."""
     with np.load(path, allow_pickle=False) as archive:
         if "graph" not in archive.files:
             return None
@@ -73,7 +73,10 @@ def load_image_data(
     ``source["graph"]``.
     """
     dataset = load_dsprites(path)
-    source: dict[str, Any] = {"path": str(Path(path).resolve()), "layout": dataset.layout}
+    source: dict[str, Any] = {
+        "path": str(Path(path).resolve()),
+        "layout": dataset.layout,
+    }
     graph = read_graph(path)
     if graph is not None:
         source["graph"] = graph.to_dict()
@@ -140,7 +143,7 @@ def train_model(
 
 @dataclass
 class DemoResult:
-    """Where the demo wrote its outputs, and its metrics."""
+    """Paths of the demo's report and checkpoint, and its metrics."""
 
     report: Path
     checkpoint: Path
@@ -211,7 +214,7 @@ def evaluate_checkpoint(
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Load a checkpoint, reload its data and held-out split, and compute the metrics."""
+    """Load a checkpoint and its data with the same held-out split; compute metrics."""
     model, config = load_model(folder, device=device)
     image_data = data_for_checkpoint(config, data)
     return evaluate(

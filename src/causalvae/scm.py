@@ -11,9 +11,9 @@ Exogenous noise and mechanisms, one site per node of the graph::
     image := 1[u_image < decoder(z, factors)]    Bernoulli pixels as thresholded noise
 
 The Gumbel-max mechanism draws f with probability p(f | parents(f)), so this SCM has the
-same observational distribution as the VAE's model (Oberst and Sontag, 2019). Abduction of
-the noise of one observed unit is exact for ``u_f`` and ``u_image`` and amortized (the
-encoder, optionally refined by SVI) for ``z``.
+same observational distribution as the VAE's model (Oberst and Sontag, 2019).
+Abduction of the noise of one observed unit is exact for ``u_f`` and ``u_image`` and
+amortized (the encoder, optionally refined by SVI) for ``z``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from pyro.infer import Trace_ELBO
 from causalvae.data.spec import FACTOR_NAMES, FACTOR_SIZES
 from causalvae.models import ConditionalVAE
 
-NOISE_SITES: tuple[str, ...] = tuple(f"u_{name}" for name in FACTOR_NAMES) + (
+NOISE_SITES: tuple[str, ...] = (
+    *(f"u_{name}" for name in FACTOR_NAMES),
     "u_z",
     "u_image",
 )
@@ -47,7 +48,7 @@ class Noise:
     image: torch.Tensor
 
     def as_data(self) -> dict[str, torch.Tensor]:
-        """The noise as a ``pyro.condition`` data mapping keyed by site name."""
+        """Return the noise as a ``pyro.condition`` data mapping keyed by site name."""
         return {**self.factors, "u_z": self.z, "u_image": self.image}
 
 
@@ -167,7 +168,7 @@ def sample_gumbel_posterior(
         return -torch.log(-torch.log(uniform.clamp(1e-12, 1 - 1e-7)))
 
     maximum = torch.logsumexp(logits, dim=-1, keepdim=True) + gumbel(
-        logits.shape[:-1] + (1,)
+        (*logits.shape[:-1], 1)
     )
     others = logits + gumbel(logits.shape)
     # -log(exp(-maximum) + exp(-others)), in a form that cannot overflow when a class
@@ -189,8 +190,8 @@ def refine_z(
     """Refine q(z) per image by SVI against the image, starting from the encoder.
 
     Fits an independent Normal q(z) for each image by maximising
-    ``E_q[log p(image | z, factors)] - KL(q(z) || p(z))`` with Adam, and returns its mean
-    ``(batch, z_dim)``.
+    ``E_q[log p(image | z, factors)] - KL(q(z) || p(z))`` with Adam, and returns
+    its mean ``(batch, z_dim)``.
     """
     z_loc = start.mean.detach().clone().requires_grad_(True)
     z_log_scale = start.stddev.detach().log().clone().requires_grad_(True)

@@ -153,7 +153,7 @@ class ImageData:
 def neg_elbo_per_image(
     model: ConditionalVAE, images: torch.Tensor, factors: torch.Tensor
 ) -> torch.Tensor:
-    """Differentiable −ELBO of log p(image, factors), in nats per image (one particle)."""
+    """Differentiable −ELBO of log p(image, factors) in nats per image, one particle."""
     loss = Trace_ELBO().differentiable_loss(model.model, model.guide, images, factors)
     return loss / images.shape[0]
 
@@ -177,7 +177,7 @@ def heldout_neg_elbo(
 
 
 def _epoch_order(train_index: np.ndarray, seed: int, epoch: int) -> np.ndarray:
-    # Seeded by (seed, epoch) alone, so a resumed run sees the same batches.
+    # Seeded by (seed, epoch) alone, so a resumed run draws the same batches.
     return np.random.default_rng([seed, epoch]).permutation(train_index)
 
 

@@ -24,7 +24,9 @@ class UserError(click.ClickException):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="causalvae")
 @click.option("-v", "--verbose", count=True, help="Log more (repeat for debug output).")
-@click.option("-q", "--quiet", is_flag=True, help="Log only errors and hide progress bars.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Log only errors and hide progress bars."
+)
 @click.option(
     "--threads",
     type=click.IntRange(min=1),

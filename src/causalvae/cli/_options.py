@@ -92,7 +92,7 @@ class TrainingBar:
 
 
 def is_quiet() -> bool:
-    """Whether the root command was given ``--quiet``."""
+    """Return whether the root command was given ``--quiet``."""
     context = click.get_current_context(silent=True)
     root = context.find_root() if context else None
     return bool(root and root.obj and root.obj.get("quiet"))

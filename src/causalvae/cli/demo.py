@@ -32,10 +32,20 @@ from causalvae.cli._options import (
     help="Cache folder of the generated grid [default: $CAUSALVAE_DATA_DIR or "
     "~/.cache/causalvae].",
 )
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=7.0,
-              show_default=True, help="Training budget in minutes.")
-@click.option("--num-images", type=click.IntRange(min=1), default=500,
-              show_default=True, help="Held-out images for the metrics.")
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=7.0,
+    show_default=True,
+    help="Training budget in minutes.",
+)
+@click.option(
+    "--num-images",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Held-out images for the metrics.",
+)
 @model_options
 @user_errors
 def cli(
@@ -55,7 +65,9 @@ def cli(
     def generating(done: int, total: int) -> None:
         nonlocal generate_bar
         if generate_bar is None:
-            generate_bar = tqdm(total=total, unit="img", disable=quiet, desc="rendering")
+            generate_bar = tqdm(
+                total=total, unit="img", disable=quiet, desc="rendering"
+            )
         generate_bar.update(done - generate_bar.n)
 
     def say(message: str) -> None:

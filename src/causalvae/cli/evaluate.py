@@ -27,11 +27,20 @@ from causalvae.cli._options import is_quiet, user_errors
     default=None,
     help="Where to write the metrics [default: CHECKPOINT/metrics.json].",
 )
-@click.option("--num-images", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Held-out images for the reconstruction, label and counterfactual "
-              "metrics.")
-@click.option("--refine-steps", type=click.IntRange(min=0), default=0, show_default=True,
-              help="SVI steps refining z against each image during abduction.")
+@click.option(
+    "--num-images",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Held-out images for the reconstruction, label and counterfactual metrics.",
+)
+@click.option(
+    "--refine-steps",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="SVI steps refining z against each image during abduction.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @user_errors
 def cli(

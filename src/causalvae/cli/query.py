@@ -1,4 +1,4 @@
-"""``causalvae query``: conditioning, interventions and counterfactuals on a checkpoint."""
+"""``causalvae query``: conditioning, interventions and counterfactuals."""
 
 from __future__ import annotations
 
@@ -47,15 +47,20 @@ def _factor_summary(factors: torch.Tensor) -> dict[str, dict[str, int]]:
     summary = {}
     for i, name in enumerate(FACTOR_NAMES):
         values, counts = torch.unique(factors[:, i], return_counts=True)
-        summary[name] = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+        summary[name] = {
+            str(int(v)): int(c) for v, c in zip(values, counts, strict=True)
+        }
     return summary
 
 
 def _load_unit(
-    config: dict[str, Any], index: int | None, image: Path | None, data: Path | None,
+    config: dict[str, Any],
+    index: int | None,
+    image: Path | None,
+    data: Path | None,
     threshold: float,
 ) -> tuple[torch.Tensor, np.ndarray | None, str]:
-    """One observed image ``(1, 64, 64)``, its dataset factors if known, and a label."""
+    """Load one image ``(1, 64, 64)``, its dataset factors if known, and a label."""
     if (index is None) == (image is None):
         raise click.UsageError("give exactly one of --index and --image")
     if image is not None:
@@ -68,7 +73,8 @@ def _load_unit(
     source = data or Path(config.get("data", {}).get("path", ""))
     if not Path(source).is_file():
         raise click.UsageError(
-            f"the checkpoint's data file {str(source)!r} was not found; pass --data FILE"
+            f"the checkpoint's data file {str(source)!r} was not found; "
+            "pass --data FILE"
         )
     dataset = load_dsprites(source, mmap=True)
     if not 0 <= index < len(dataset):
@@ -116,10 +122,20 @@ def _load_unit(
     required=True,
     help="Intervention, e.g. 'scale=1' or 'shape=heart,pos_x=3'. Repeatable.",
 )
-@click.option("--refine-steps", type=click.IntRange(min=0), default=0, show_default=True,
-              help="SVI steps refining z against the image.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Luminance above which a PNG pixel is on.")
+@click.option(
+    "--refine-steps",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="SVI steps refining z against the image.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Luminance above which a PNG pixel is on.",
+)
 @SEED_OPTION
 @OUTPUT_OPTION
 @user_errors
@@ -136,7 +152,10 @@ def counterfactual_command(
     seed: int,
     output: Path,
 ) -> None:
-    """What would this image have been under do(...)? Abduction, action, prediction."""
+    """Compute what this image would have been under do(...).
+
+    Abduction of the image's noise, action by do(...), prediction by the SCM.
+    """
     from causalvae import queries
     from causalvae.figures import save_counterfactual_panel
     from causalvae.metrics import iou, oracle
@@ -163,7 +182,9 @@ def counterfactual_command(
     )
     truth = oracle(result.counterfactual_factors)
     output.mkdir(parents=True, exist_ok=True)
-    panel = save_counterfactual_panel(output / "counterfactual.png", pixels, result, truth)
+    panel = save_counterfactual_panel(
+        output / "counterfactual.png", pixels, result, truth
+    )
     answer = {
         "input": label,
         "intervention": {k: int(v) for k, v in do.items()},
@@ -198,15 +219,24 @@ def _sample_command(kind: str) -> click.Command:
 
     @click.command(kind, help=doc)
     @CHECKPOINT
-    @click.option(option_name, "items", multiple=True, required=True,
-                  help="Factor assignments, e.g. 'shape=heart,scale=1'. Repeatable.")
-    @click.option("-n", "--num-samples", type=click.IntRange(min=1), default=16,
-                  show_default=True)
+    @click.option(
+        option_name,
+        "items",
+        multiple=True,
+        required=True,
+        help="Factor assignments, e.g. 'shape=heart,scale=1'. Repeatable.",
+    )
+    @click.option(
+        "-n", "--num-samples", type=click.IntRange(min=1), default=16, show_default=True
+    )
     @SEED_OPTION
     @OUTPUT_OPTION
     @user_errors
     def command(
-        checkpoint: Path, items: tuple[str, ...], num_samples: int, seed: int,
+        checkpoint: Path,
+        items: tuple[str, ...],
+        num_samples: int,
+        seed: int,
         output: Path,
     ) -> None:
         from causalvae import queries
@@ -218,9 +248,7 @@ def _sample_command(kind: str) -> click.Command:
         run = queries.intervene if kind == "intervene" else queries.condition
         samples = run(model, assignment, num_samples)
         output.mkdir(parents=True, exist_ok=True)
-        titles = [
-            format_factors(f.numpy()) for f in samples.factors
-        ]
+        titles = [format_factors(f.numpy()) for f in samples.factors]
         figure = save_image_grid(output / f"{kind}.png", samples.images, titles=titles)
         answer = {
             "query": kind,

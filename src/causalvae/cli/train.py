@@ -13,7 +13,12 @@ from causalvae.cli._options import (
     model_options,
     user_errors,
 )
-from causalvae.pipeline import DEFAULT_HELDOUT, load_image_data, resolve_data_path, train_model
+from causalvae.pipeline import (
+    DEFAULT_HELDOUT,
+    load_image_data,
+    resolve_data_path,
+    train_model,
+)
 from causalvae.training import TrainConfig
 
 
@@ -41,27 +46,70 @@ from causalvae.training import TrainConfig
 @model_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option(
-    "--learning-rate", type=click.FloatRange(min=0, min_open=True), default=2e-3,
-    show_default=True, help="Adam learning rate.",
+    "--learning-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2e-3,
+    show_default=True,
+    help="Adam learning rate.",
 )
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Budget in passes over the training images.")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Budget in optimisation steps.")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Budget in minutes of training (evaluations included).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the initialisation, the batch order and the noise.")
-@click.option("--heldout", type=click.IntRange(min=1), default=DEFAULT_HELDOUT,
-              show_default=True, help="Images held out for evaluation.")
-@click.option("--eval-every", type=click.IntRange(min=1), default=500,
-              show_default=True, help="Steps between held-out evaluations and checkpoints.")
-@click.option("--aux-weight", type=click.FloatRange(min=0), default=1.0,
-              show_default=True, help="Weight of the label encoder's cross-entropy.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="Where to train.")
-@click.option("--resume", is_flag=True,
-              help="Continue the run in --output from its last checkpoint.")
+@click.option(
+    "--epochs",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Budget in passes over the training images.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Budget in optimisation steps.",
+)
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Budget in minutes of training (evaluations included).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the initialisation, the batch order and the noise.",
+)
+@click.option(
+    "--heldout",
+    type=click.IntRange(min=1),
+    default=DEFAULT_HELDOUT,
+    show_default=True,
+    help="Images held out for evaluation.",
+)
+@click.option(
+    "--eval-every",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Steps between held-out evaluations and checkpoints.",
+)
+@click.option(
+    "--aux-weight",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Weight of the label encoder's cross-entropy.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where to train.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --output from its last checkpoint.",
+)
 @user_errors
 def cli(
     data: Path | None,

@@ -1,1 +1,1 @@
-"""dSprites: factor specification, loader, procedural renderer, oracle and resampling."""
+"""dSprites: factor specification, loader, renderer, oracle and resampling."""

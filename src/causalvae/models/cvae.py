@@ -134,7 +134,7 @@ class ConditionalVAE(nn.Module):
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
-        """Run network forward passes in bf16 when the configuration asks for it."""
+        """Run network forward passes in bf16 when ``config.precision`` is ``bf16``."""
         enabled = self.config.precision == "bf16"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled):
             yield
@@ -180,7 +180,7 @@ class ConditionalVAE(nn.Module):
         factors: torch.Tensor | None = None,
         batch_size: int | None = None,
     ) -> torch.Tensor:
-        """The generative story; observed sites are those given as arguments.
+        """Run the generative story, observing the sites given as arguments.
 
         :param images: ``(batch, 64, 64)`` observed pixels, or ``None`` to sample them.
         :param factors: ``(batch, 5)`` observed class indices, or ``None`` to sample.
@@ -214,7 +214,10 @@ class ConditionalVAE(nn.Module):
             return pyro.sample("z", self.z_posterior(images, factors))
 
     def label_loss(self, images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of q(factors | image) against the labels, summed over factors."""
+        """Cross-entropy of q(factors | image) against the labels.
+
+        Averaged over the batch and summed over the five factors.
+        """
         logits = self.label_logits(images)
         losses = [
             nn.functional.cross_entropy(logits[name], factors[:, i])
@@ -248,7 +251,8 @@ class ConditionalVAE(nn.Module):
         for name in names:
             if name not in FACTOR_NAMES:
                 raise ValueError(
-                    f"unknown factor {name!r} to refine; known: {', '.join(FACTOR_NAMES)}"
+                    f"unknown factor {name!r} to refine; "
+                    f"known factors: {', '.join(FACTOR_NAMES)}"
                 )
         n = images.shape[0]
         for _ in range(sweeps):
@@ -257,7 +261,9 @@ class ConditionalVAE(nn.Module):
                 size = FACTOR_SIZES[index]
                 z = self.z_posterior(images, factors).mean
                 candidates = factors.repeat_interleave(size, dim=0)
-                candidates[:, index] = torch.arange(size, device=factors.device).repeat(n)
+                candidates[:, index] = torch.arange(size, device=factors.device).repeat(
+                    n
+                )
                 scores = torch.empty(n * size, device=factors.device)
                 for start in range(0, n * size, chunk_size):
                     part = slice(start, start + chunk_size)

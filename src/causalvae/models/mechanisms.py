@@ -66,7 +66,9 @@ class FactorMechanisms(nn.Module):
         self.tables = nn.ParameterDict(tables)
 
     def logits(self, name: str, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Log-probabilities of factor ``name`` given its parents' classes in ``values``.
+        """Log-probabilities of factor ``name`` given its parents' classes.
+
+        ``values`` maps factor names to classes ``(batch,)``.
 
         :returns: ``(batch, K_f)`` normalised log-probabilities, or ``(1, K_f)`` for a
             root factor (broadcasts over the batch).

@@ -1,7 +1,8 @@
 """Neural networks behind the conditional VAE's distributions.
 
 Every network takes images as float tensors ``(batch, 64, 64)`` in [0, 1] and factors
-as class indices ``(batch, 5)`` in the order of :data:`causalvae.data.spec.FACTOR_NAMES`.
+as class indices ``(batch, 5)`` in the order of
+:data:`causalvae.data.spec.FACTOR_NAMES`.
 Decoders return Bernoulli logits ``(batch, 64, 64)``.
 """
 
@@ -80,7 +81,7 @@ class MLPEncoder(nn.Module):
 
 
 class PooledEncoder(nn.Module):
-    """Small encoder q(z | image, factors): the image average-pooled to 16×16, then an MLP.
+    """Small encoder q(z | image, factors): the image pooled to 16×16, then an MLP.
 
     In a label-conditioned model ``z`` only has to carry what the factors do not
     explain, so a cheap encoder suffices and keeps training time on the decoder.
@@ -186,7 +187,7 @@ class GeometricDecoder(nn.Module):
 
 
 class LabelEncoder(nn.Module):
-    """Classifier q(factors | image): a small convolutional network with coordinate channels.
+    """Classifier q(factors | image): a small CNN with coordinate channels.
 
     Returns one logits tensor per factor, ``(batch, K_f)``. Two coordinate channels
     (CoordConv) make positions easy to read off.
