@@ -95,7 +95,10 @@ class ImageData:
         seed: int = 0,
         source: dict[str, Any] | None = None,
     ) -> ImageData:
-        """Hold out ``heldout`` random images (at most a fifth of the set)."""
+        """Hold out ``heldout`` random images (at most a fifth of the set).
+
+        ``heldout_index`` is in random order; ``train_index`` is sorted.
+        """
         n = len(images)
         if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or images.dtype != np.uint8:
             raise ValueError(
@@ -113,9 +116,10 @@ class ImageData:
         order = np.random.default_rng(seed).permutation(n)
         info = dict(source or {})
         info.update(num_images=n, heldout=heldout, split_seed=seed)
-        return cls(
-            images, factors, np.sort(order[heldout:]), np.sort(order[:heldout]), info
-        )
+        # The held-out images stay in random order, so that the first k of them, which
+        # the metrics and the report use, are a uniform sample and not the first
+        # shapes and scales of the grid.
+        return cls(images, factors, np.sort(order[heldout:]), order[:heldout], info)
 
     def batch(
         self, index: np.ndarray, device: torch.device
