@@ -4,6 +4,12 @@ For each preset: draw units with recorded noise, render them, train a conditiona
 whose factor mechanisms follow the graph's observed edges, and compare its answers
 with the exact ones on held-out units (:func:`causalvae.causal_metrics.causal_metrics`).
 
+Each trained model is evaluated twice: with the mechanism tables as SVI left them
+(``svi``), and after refitting only the tables to the training labels by full-batch
+maximum likelihood (``refit``, :func:`causalvae.causal_metrics.fit_mechanisms`). The
+tables enter the ELBO only through its ``log p(factors)`` term, so the refit finishes
+the optimisation of that term without changing the networks.
+
 Usage::
 
     python benchmarks/causal_presets.py --minutes 7 --output causal_presets.json
@@ -28,7 +34,7 @@ from typing import Any
 
 import torch
 
-from causalvae.causal_metrics import causal_metrics, select_units
+from causalvae.causal_metrics import causal_metrics, fit_mechanisms, select_units
 from causalvae.data.resample import render_units, resample
 from causalvae.graph import PRESET_NAMES, get_preset
 from causalvae.models import ModelConfig
@@ -40,7 +46,7 @@ logger = logging.getLogger("causal_presets")
 TARGETS: dict[str, tuple[str, float]] = {
     "interventional_tv": ("<=", 0.05),
     "counterfactual_tv": ("<=", 0.05),
-    "counterfactual_agreement_gap": ("<=", 0.02),
+    "counterfactual_agreement_gap": ("|x| <=", 0.02),
     "counterfactual_iou": (">=", 0.8),
 }
 
@@ -83,19 +89,26 @@ def run_preset(name: str, args: argparse.Namespace, work_dir: Path) -> dict[str,
         last["step"] / last["elapsed"],
     )
 
+    # Evaluate the tables as trained, then after the full-batch refit.
     evaluated = time.perf_counter()
     heldout = select_units(units, data.heldout_index[: args.eval_units])
-    metrics = causal_metrics(
-        model, graph, heldout, num_units=args.eval_units, seed=args.seed
-    )
-    metrics["counterfactual_agreement_gap"] = (
-        metrics["counterfactual_agreement_ideal"] - metrics["counterfactual_agreement"]
-    )
-    checks = {}
-    for key, (direction, bound) in TARGETS.items():
-        value = metrics[key]
-        passed = value <= bound if direction == "<=" else value >= bound
-        checks[key] = {"target": f"{direction} {bound}", "value": value, "met": passed}
+    variants = {}
+    for variant in ("svi", "refit"):
+        if variant == "refit":
+            fit_mechanisms(
+                model,
+                units.classes[data.train_index],
+                steps=args.refit_steps,
+                lr=args.refit_lr,
+            )
+        metrics = causal_metrics(
+            model, graph, heldout, num_units=args.eval_units, seed=args.seed
+        )
+        metrics["counterfactual_agreement_gap"] = (
+            metrics["counterfactual_agreement"]
+            - metrics["counterfactual_agreement_ideal"]
+        )
+        variants[variant] = {"metrics": metrics, "targets": check_targets(metrics)}
     return {
         "preset": name,
         "edges": graph.describe_edges(),
@@ -107,32 +120,49 @@ def run_preset(name: str, args: argparse.Namespace, work_dir: Path) -> dict[str,
             "heldout_neg_elbo": last["heldout_neg_elbo"],
         },
         "evaluation_seconds": time.perf_counter() - evaluated,
-        "metrics": metrics,
-        "targets": checks,
+        **variants,
     }
+
+
+def check_targets(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Compare the metrics with :data:`TARGETS`."""
+    checks = {}
+    for key, (direction, bound) in TARGETS.items():
+        value = metrics[key]
+        if direction == "<=":
+            passed = value <= bound
+        elif direction == ">=":
+            passed = value >= bound
+        else:
+            passed = abs(value) <= bound
+        checks[key] = {"target": f"{direction} {bound}", "value": value, "met": passed}
+    return checks
 
 
 def print_summary(records: list[dict[str, Any]]) -> None:
     """Print one line per preset with the headline metrics and the targets."""
     header = (
-        f"{'preset':8s} {'steps':>6s} {'steps/s':>7s} {'cond TV':>8s} {'do TV':>7s} "
-        f"{'cf TV':>7s} {'agree':>6s} {'ideal':>6s} {'IoU':>6s} {'IoU ideal':>9s} "
-        f"{'IoU own':>8s}  targets missed"
+        f"{'preset':8s} {'tables':6s} {'steps':>6s} {'steps/s':>7s} {'cond TV':>8s} "
+        f"{'do TV':>7s} {'cf TV':>7s} {'agree':>6s} {'ideal':>6s} {'IoU':>6s} "
+        f"{'IoU ideal':>9s} {'IoU own':>8s}  targets missed"
     )
     print(header)
     for record in records:
-        m = record["metrics"]
         training = record["training"]
-        missed = [key for key, check in record["targets"].items() if not check["met"]]
-        print(
-            f"{record['preset']:8s} {training['steps']:6d} "
-            f"{training['steps_per_s']:7.2f} {m['conditional_tv']:8.3f} "
-            f"{m['interventional_tv']:7.3f} {m['counterfactual_tv']:7.3f} "
-            f"{m['counterfactual_agreement']:6.3f} "
-            f"{m['counterfactual_agreement_ideal']:6.3f} "
-            f"{m['counterfactual_iou']:6.3f} {m['counterfactual_iou_ideal']:9.3f} "
-            f"{m['counterfactual_iou_own_factors']:8.3f}  {', '.join(missed) or '-'}"
-        )
+        for variant in ("svi", "refit"):
+            m = record[variant]["metrics"]
+            checks = record[variant]["targets"]
+            missed = [key for key, check in checks.items() if not check["met"]]
+            print(
+                f"{record['preset']:8s} {variant:6s} {training['steps']:6d} "
+                f"{training['steps_per_s']:7.2f} {m['conditional_tv']:8.3f} "
+                f"{m['interventional_tv']:7.3f} {m['counterfactual_tv']:7.3f} "
+                f"{m['counterfactual_agreement']:6.3f} "
+                f"{m['counterfactual_agreement_ideal']:6.3f} "
+                f"{m['counterfactual_iou']:6.3f} {m['counterfactual_iou_ideal']:9.3f} "
+                f"{m['counterfactual_iou_own_factors']:8.3f}  "
+                f"{', '.join(missed) or '-'}"
+            )
 
 
 def main() -> None:
@@ -152,6 +182,12 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument(
+        "--refit-steps", type=int, default=300, help="Adam steps of the table refit"
+    )
+    parser.add_argument(
+        "--refit-lr", type=float, default=0.1, help="learning rate of the table refit"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument(

@@ -55,7 +55,7 @@ def tiny_image_data(
 
 
 def tiny_model(seed: int = 0, **options: object) -> ConditionalVAE:
-    """A small untrained model; ``options`` override :data:`TINY_MODEL_OPTIONS`."""
+    """A small untrained model. ``options`` override :data:`TINY_MODEL_OPTIONS`."""
     torch.manual_seed(seed)
     return ConditionalVAE(ModelConfig(**{**TINY_MODEL_OPTIONS, **options}))
 
@@ -98,12 +98,6 @@ def make_train_config() -> Callable[..., TrainConfig]:
     return tiny_train_config
 
 
-@pytest.fixture
-def write_dataset() -> Callable[..., Path]:
-    """Factory of dSprites files of random grid images, :func:`write_tiny_dataset`."""
-    return write_tiny_dataset
-
-
 @pytest.fixture(scope="session")
 def tiny_data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A dSprites file of 240 random grid images (48 of them held out on loading)."""
@@ -116,8 +110,8 @@ def tiny_checkpoint(
 ) -> Path:
     """A checkpoint folder trained for 8 steps on :func:`tiny_data_file`.
 
-    Shared by the whole session, so tests must not change it; copy it first
-    (:func:`checkpoint_copy`).
+    Shared by the whole session, so a test that changes a checkpoint works on
+    :func:`checkpoint_copy` instead.
     """
     from causalvae.pipeline import load_image_data, train_model
 

@@ -27,7 +27,7 @@ from causalvae.training import load_model
 
 def first_images(count: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
-    images = (torch.rand(count, IMAGE_SIZE, IMAGE_SIZE, generator=generator) < 0.1)
+    images = torch.rand(count, IMAGE_SIZE, IMAGE_SIZE, generator=generator) < 0.1
     factors = torch.tensor([[0, 1, 2, 3, 4], [1, 5, 39, 31, 0], [2, 0, 20, 10, 30]])
     return images.float(), factors[:count]
 
@@ -124,14 +124,10 @@ def test_loaded_model_reproduces_outputs(tiny_checkpoint: Path) -> None:
     assert torch.equal(
         answers[0].counterfactual_images, answers[1].counterfactual_images
     )
-    assert torch.equal(
-        answers[0].counterfactual_probs, answers[1].counterfactual_probs
-    )
+    assert torch.equal(answers[0].counterfactual_probs, answers[1].counterfactual_probs)
 
 
-def test_loaded_model_matches_saved_model(
-    make_model, tmp_path: Path
-) -> None:
+def test_loaded_model_matches_saved_model(make_model, tmp_path: Path) -> None:
     vae = make_model(seed=4)
     config = {"model": vae.config.to_dict()}
     save_checkpoint(tmp_path, model=vae, config=config, history=[], state={"step": 0})
@@ -202,7 +198,9 @@ def test_damaged_tensors_are_named(checkpoint_copy: Path, name: str, damage) -> 
     path = checkpoint_copy / name
     path.write_bytes(damage(path.read_bytes()))
 
-    with pytest.raises(CheckpointError, match="not a readable safetensors file") as error:
+    with pytest.raises(
+        CheckpointError, match="not a readable safetensors file"
+    ) as error:
         load_checkpoint(checkpoint_copy, with_optimizer=True)
 
     assert str(path) in str(error.value)

@@ -264,7 +264,9 @@ def test_evaluate_values_are_in_range(tiny_metrics: dict) -> None:
     assert all(0.0 <= value <= 1.0 for value in fractions)
     assert all(0.0 <= value <= 255.0 for value in distances)
     reversibility = list(tiny_metrics["reversibility_l1"].values())
-    assert tiny_metrics["reversibility_l1_mean"] == pytest.approx(np.mean(reversibility))
+    assert tiny_metrics["reversibility_l1_mean"] == pytest.approx(
+        np.mean(reversibility)
+    )
 
 
 def test_evaluate_null_composition_is_exact(tiny_metrics: dict) -> None:

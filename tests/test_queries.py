@@ -16,7 +16,7 @@ from causalvae.training import load_model
 SHAPE = FACTOR_NAMES.index("shape")
 SCALE = FACTOR_NAMES.index("scale")
 SHAPE_PRIOR = torch.tensor([0.2, 0.3, 0.5])
-# p(scale | shape) for each shape row; scale 1 is likely under squares only.
+# p(scale | shape), one row per shape. Scale 1 is likely under squares only.
 SCALE_GIVEN_SHAPE = torch.tensor(
     [
         [0.05, 0.80, 0.05, 0.04, 0.03, 0.03],
@@ -25,7 +25,8 @@ SCALE_GIVEN_SHAPE = torch.tensor(
     ]
 )
 NUM_SAMPLES = 600
-# A frequency over 600 samples has a standard error of at most 0.02; allow four.
+# A frequency over 600 samples has a standard error of at most 0.02, and the
+# tolerance allows four of them.
 TOLERANCE = 0.08
 
 
@@ -159,7 +160,7 @@ def test_intervening_on_effect_leaves_cause_at_prior(
     torch.testing.assert_close(shape, SHAPE_PRIOR, atol=TOLERANCE, rtol=0)
 
 
-def test_empty_intervention_samples_observational_joint(
+def test_empty_intervention_is_observational(
     causal_vae: ConditionalVAE,
 ) -> None:
     samples = queries.intervene(causal_vae, {}, NUM_SAMPLES)
@@ -171,7 +172,7 @@ def test_empty_intervention_samples_observational_joint(
     torch.testing.assert_close(scale, marginal, atol=TOLERANCE, rtol=0)
 
 
-def test_condition_on_root_leaves_other_roots_uniform(
+def test_condition_on_shape_keeps_roots_uniform(
     causal_vae: ConditionalVAE,
 ) -> None:
     samples = queries.condition(causal_vae, {"shape": 2}, NUM_SAMPLES)
@@ -186,7 +187,7 @@ def test_condition_on_root_leaves_other_roots_uniform(
 # -- counterfactuals ----------------------------------------------------------------
 
 
-def test_counterfactual_recomputes_descendants_with_noise(
+def test_counterfactual_recomputes_descendants(
     causal_vae: ConditionalVAE,
 ) -> None:
     generator = torch.Generator().manual_seed(0)
@@ -223,7 +224,7 @@ def test_counterfactual_on_effect_keeps_cause(causal_vae: ConditionalVAE) -> Non
     assert torch.equal(result.counterfactual_factors, expected)
 
 
-def test_counterfactual_keeps_probabilities_of_unchanged_factors(
+def test_counterfactual_decodes_abducted_style(
     causal_vae: ConditionalVAE, observed
 ) -> None:
     images, factors = observed
@@ -256,9 +257,7 @@ def test_null_counterfactual_returns_observation(
     assert torch.equal(result.counterfactual_probs, result.factual_probs)
 
 
-def test_counterfactual_with_tensor_intervention_per_unit(
-    tiny_checkpoint: Path, observed
-) -> None:
+def test_counterfactual_per_unit_targets(tiny_checkpoint: Path, observed) -> None:
     vae, _ = load_model(tiny_checkpoint)
     images, factors = observed
     targets = torch.tensor([0, 10, 20, 31])
@@ -291,7 +290,11 @@ def test_counterfactual_follows_generator(tiny_checkpoint: Path, observed) -> No
 
     results = [
         queries.counterfactual(
-            vae, images, {"scale": 0}, factors, generator=torch.Generator().manual_seed(s)
+            vae,
+            images,
+            {"scale": 0},
+            factors,
+            generator=torch.Generator().manual_seed(s),
         )
         for s in (3, 3, 4)
     ]
@@ -303,7 +306,7 @@ def test_counterfactual_follows_generator(tiny_checkpoint: Path, observed) -> No
     assert not torch.equal(results[0].noise.image, results[2].noise.image)
 
 
-def test_refined_counterfactual_keeps_model_parameters(
+def test_refined_counterfactual_keeps_parameters(
     tiny_checkpoint: Path, observed
 ) -> None:
     vae, _ = load_model(tiny_checkpoint)

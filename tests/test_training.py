@@ -72,7 +72,9 @@ def test_neg_elbo_is_in_nats_per_image(
 
     batched = neg_elbo_with_fixed_z(vae, monkeypatch, images, factors, z)
     singles = [
-        neg_elbo_with_fixed_z(vae, monkeypatch, images[i : i + 1], factors[i : i + 1], z[i : i + 1])
+        neg_elbo_with_fixed_z(
+            vae, monkeypatch, images[i : i + 1], factors[i : i + 1], z[i : i + 1]
+        )
         for i in range(3)
     ]
 
@@ -311,7 +313,9 @@ def test_training_leaves_param_store_empty(
     train(second, data, make_train_config(steps=2))
 
     assert list(pyro.get_param_store().keys()) == []
-    assert not torch.equal(first.decoder.pixel_in.weight, second.decoder.pixel_in.weight)
+    assert not torch.equal(
+        first.decoder.pixel_in.weight, second.decoder.pixel_in.weight
+    )
     assert not states_equal(first, second)
 
 
@@ -347,13 +351,34 @@ def test_training_is_reproducible_with_seed(
 
 
 def test_training_rejects_non_finite_loss(
+    make_data, make_model, make_train_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def infinite_loss(*args: object) -> torch.Tensor:
+        return torch.tensor(float("inf"), requires_grad=True)
+
+    monkeypatch.setattr("causalvae.training.neg_elbo_per_image", infinite_loss)
+    config = make_train_config(steps=3)
+
+    with pytest.raises(FloatingPointError, match="diverged at step 0: the loss is inf"):
+        train(make_model(), make_data(), config)
+
+
+def test_training_rejects_nan_weights(
     make_data, make_model, make_train_config
 ) -> None:
-    # An infinite weight on the label loss makes the first loss infinite.
-    config = make_train_config(steps=3, aux_weight=float("inf"))
+    model = make_model()
+    with torch.no_grad():
+        for parameter in model.decoder.parameters():
+            parameter.fill_(float("nan"))
 
-    with pytest.raises(FloatingPointError, match="became inf at step 0"):
-        train(make_model(), make_data(), config)
+    with pytest.raises(FloatingPointError, match="weights are not finite"):
+        train(model, make_data(), make_train_config(steps=3))
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf")])
+def test_train_config_rejects_bad_aux_weight(weight: float) -> None:
+    with pytest.raises(ValueError, match="aux_weight"):
+        TrainConfig(steps=1, aux_weight=weight)
 
 
 # -- checkpoints and resuming -------------------------------------------------------
@@ -378,7 +403,7 @@ def test_training_writes_checkpoint_at_each_evaluation(
         progress=read_saved_step,
     )
 
-    # The progress callback of step s sees the checkpoint of the last evaluation.
+    # At step s the progress callback reads the checkpoint of the last evaluation.
     assert saved_steps == [3, 3, 5, 6]
     checkpoint = load_checkpoint(tmp_path, with_optimizer=True)
     assert checkpoint.state["step"] == 7
@@ -401,7 +426,12 @@ def test_resumed_run_matches_uninterrupted_run(
         whole, data, make_train_config(steps=12, **settings), output=tmp_path / "a"
     )
 
-    train(make_model(seed=1), data, make_train_config(steps=7, **settings), output=tmp_path / "b")
+    train(
+        make_model(seed=1),
+        data,
+        make_train_config(steps=7, **settings),
+        output=tmp_path / "b",
+    )
     resumed = make_model(seed=99)
     resumed_history = train(
         resumed,
@@ -476,7 +506,7 @@ def test_resume_needs_output(make_data, make_model, make_train_config) -> None:
 def test_resume_without_checkpoint_fails(
     make_data, make_model, make_train_config, tmp_path: Path
 ) -> None:
-    with pytest.raises(CheckpointError, match="state.json"):
+    with pytest.raises(CheckpointError, match=r"state\.json"):
         train(
             make_model(),
             make_data(),
@@ -500,3 +530,19 @@ def test_load_model_restores_configuration(tiny_checkpoint: Path) -> None:
     assert config["history"][-1]["step"] == 8
     assert set(config) >= {"model", "train", "data", "history"}
     assert vae.mechanisms.order == list(FACTOR_NAMES)
+
+
+def test_split_heldout_order_is_random() -> None:
+    # A grid in stored order: shape varies slowest, so sorted held-out indices would
+    # start with squares only.
+    n = 3000
+    factors = np.zeros((n, 5), dtype=np.int64)
+    factors[:, 0] = np.arange(n) * 3 // n
+    images = np.zeros((n, 64, 64), dtype=np.uint8)
+
+    data = ImageData.split(images, factors, heldout=300, seed=0)
+    first_shapes = set(factors[data.heldout_index[:30], 0].tolist())
+
+    assert first_shapes == {0, 1, 2}
+    assert not np.all(np.diff(data.heldout_index) > 0)
+    assert np.all(np.diff(data.train_index) > 0)

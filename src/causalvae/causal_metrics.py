@@ -21,9 +21,25 @@ import torch
 from causalvae import exact, queries
 from causalvae.data.resample import ResampledUnits
 from causalvae.data.spec import FACTOR_NAMES, FACTOR_SIZES
-from causalvae.graph import FactorGraph, FactorNode, TableMechanism
+from causalvae.graph import FactorGraph
+from causalvae.learned_mechanisms import (
+    copy_with_parents,
+    fit_mechanisms,
+    learned_graph,
+)
 from causalvae.metrics import iou, oracle
 from causalvae.models import ConditionalVAE
+
+__all__ = [
+    "QueryPair",
+    "causal_metrics",
+    "copy_with_parents",
+    "counterfactual_sources",
+    "default_queries",
+    "fit_mechanisms",
+    "learned_graph",
+    "select_units",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -32,165 +48,8 @@ QueryPair = tuple[str, str]
 ``p(effect | do(cause = v))`` for every class ``v`` of the cause."""
 
 DEFAULT_NUM_UNITS = 500
-DEFAULT_FIT_STEPS = 300
-DEFAULT_FIT_LR = 0.1
 
 _SIZES = dict(zip(FACTOR_NAMES, FACTOR_SIZES, strict=True))
-
-
-# --------------------------------------------------------------------------------------
-# The model's mechanisms as a factor graph
-# --------------------------------------------------------------------------------------
-
-
-def learned_graph(vae: ConditionalVAE, name: str = "learned") -> FactorGraph:
-    """Return the model's factor mechanisms as a graph of table mechanisms.
-
-    The graph has the five observed factors, the model's parents, and for each factor
-    the table ``softmax(logits)`` of :class:`~causalvae.models.FactorMechanisms`,
-    computed in float64. Its rows are already in the graph's row-major order (the
-    last parent varies fastest), so a table of shape ``(prod(parent sizes), K)``
-    becomes ``(*parent_sizes, K)`` by a reshape.
-    """
-    mechanisms = vae.mechanisms
-    nodes = []
-    for factor in FACTOR_NAMES:
-        parents = tuple(mechanisms.parents[factor])
-        logits = mechanisms.tables[factor].detach().to("cpu", torch.float64)
-        table = torch.softmax(logits, dim=-1).numpy()
-        shape = (*(_SIZES[parent] for parent in parents), _SIZES[factor])
-        nodes.append(
-            FactorNode(
-                factor,
-                _SIZES[factor],
-                parents,
-                TableMechanism(table.reshape(shape)),
-            )
-        )
-    return FactorGraph(
-        nodes, name=name, description="factor mechanisms learned by the model"
-    )
-
-
-def copy_with_parents(
-    vae: ConditionalVAE, parents: Mapping[str, Sequence[str]]
-) -> ConditionalVAE:
-    """Return a copy of ``vae`` whose factor mechanisms have the given ``parents``.
-
-    The encoders and the decoder are copied. The mechanism tables start uniform,
-    ready for :func:`fit_mechanisms`. The copy is on the model's device, in eval mode.
-    """
-    config = replace(vae.config, parents={k: list(v) for k, v in parents.items()})
-    copy = ConditionalVAE(config).to(vae.device)
-    weights = {
-        key: value
-        for key, value in vae.state_dict().items()
-        if not key.startswith("mechanisms.")
-    }
-    missing, unexpected = copy.load_state_dict(weights, strict=False)
-    if unexpected or any(not key.startswith("mechanisms.") for key in missing):
-        raise ValueError(
-            f"cannot copy the model's networks: missing {missing}, unexpected "
-            f"{unexpected}"
-        )
-    copy.eval()
-    return copy
-
-
-def fit_mechanisms(
-    vae: ConditionalVAE,
-    classes: np.ndarray | torch.Tensor,
-    *,
-    steps: int = DEFAULT_FIT_STEPS,
-    lr: float = DEFAULT_FIT_LR,
-) -> list[float]:
-    """Fit only the factor mechanism tables to labels by maximum likelihood.
-
-    Maximises the term ``(1/n) Σ_units log p(factors)`` of the ELBO, with
-    ``log p(factors) = Σ_f log p(f | parents(f))``, by full-batch Adam on the table
-    logits. The labels enter through their counts per parent configuration and
-    class, so a step costs the size of the tables, not of the data. Rows whose parent
-    configuration never occurs receive no gradient and keep their values. The
-    networks are left unchanged.
-
-    :param classes: ``(n, 5)`` class indices in the order of ``FACTOR_NAMES``.
-    :param steps: Adam steps, at least 1.
-    :param lr: Adam learning rate, in logit units per step.
-    :returns: the negative log-likelihood in nats per unit before each step and
-        after the last one.
-    :raises ValueError: on invalid classes, steps or learning rate.
-    """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    labels = _check_classes(classes)
-    mechanisms = vae.mechanisms
-    device = mechanisms.tables[FACTOR_NAMES[0]].device
-
-    # Sufficient statistics: counts[f][row, k] = number of units with class k of f
-    # at parent configuration ``row``, rows numbered as in the mechanism tables.
-    counts = {}
-    for factor in FACTOR_NAMES:
-        row = np.zeros(len(labels), dtype=np.int64)
-        for parent in mechanisms.parents[factor]:
-            row = row * _SIZES[parent] + labels[:, FACTOR_NAMES.index(parent)]
-        table = mechanisms.tables[factor]
-        flat = row * table.shape[1] + labels[:, FACTOR_NAMES.index(factor)]
-        found = np.bincount(flat, minlength=table.numel()).reshape(table.shape)
-        counts[factor] = torch.as_tensor(found, dtype=torch.float32, device=device)
-    num_units = float(len(labels))
-
-    def negative_log_likelihood() -> torch.Tensor:
-        total = torch.zeros((), device=device)
-        for factor in FACTOR_NAMES:
-            log_probs = torch.log_softmax(mechanisms.tables[factor], dim=-1)
-            total = total - (counts[factor] * log_probs).sum()
-        return total / num_units
-
-    optimizer = torch.optim.Adam(mechanisms.parameters(), lr=lr)
-    history = []
-    with torch.enable_grad():
-        for _ in range(steps):
-            optimizer.zero_grad(set_to_none=True)
-            loss = negative_log_likelihood()
-            loss.backward()
-            optimizer.step()
-            history.append(float(loss.detach()))
-    with torch.no_grad():
-        history.append(float(negative_log_likelihood()))
-    logger.info(
-        "fitted mechanisms to %d units: %.4f -> %.4f nats per unit",
-        len(labels),
-        history[0],
-        history[-1],
-    )
-    return history
-
-
-def _check_classes(classes: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(classes, torch.Tensor):
-        classes = classes.detach().cpu().numpy()
-    labels = np.asarray(classes)
-    if (
-        labels.ndim != 2
-        or labels.shape[1] != len(FACTOR_NAMES)
-        or not np.issubdtype(labels.dtype, np.integer)
-        or len(labels) == 0
-    ):
-        raise ValueError(
-            f"classes must be integer class indices of shape (n, 5) with n >= 1, "
-            f"got {labels.dtype} {labels.shape}"
-        )
-    labels = labels.astype(np.int64)
-    for column, size in enumerate(FACTOR_SIZES):
-        values = labels[:, column]
-        if values.min() < 0 or values.max() >= size:
-            raise ValueError(
-                f"classes of {FACTOR_NAMES[column]} run from {values.min()} to "
-                f"{values.max()}; expected 0..{size - 1}"
-            )
-    return labels
 
 
 # --------------------------------------------------------------------------------------
@@ -213,7 +72,7 @@ def default_queries(graph: FactorGraph) -> list[QueryPair]:
 
 
 def counterfactual_sources(graph: FactorGraph) -> list[str]:
-    """Return the observed factors with an observed child: the counterfactual do's."""
+    """Return the observed factors with an observed child, which counterfactuals set."""
     return [
         name
         for name in FACTOR_NAMES
@@ -223,6 +82,15 @@ def counterfactual_sources(graph: FactorGraph) -> list[str]:
 
 def _observed_descendants(graph: FactorGraph, factor: str) -> set[str]:
     return {name for name in graph.descendants(factor) if not graph.is_hidden(name)}
+
+
+def _counterfactual_query(
+    true_graph: FactorGraph, model_graph: FactorGraph, factor: str
+) -> list[str]:
+    """Return the observed descendants of ``factor`` in either graph, in order."""
+    descendants = _observed_descendants(true_graph, factor)
+    descendants |= _observed_descendants(model_graph, factor)
+    return sorted(descendants, key=FACTOR_NAMES.index)
 
 
 # --------------------------------------------------------------------------------------
@@ -431,11 +299,7 @@ def _counterfactual_metrics(
             image_metrics=image_metrics,
             batch_size=batch_size,
         )
-        query = sorted(
-            _observed_descendants(true_graph, factor)
-            | _observed_descendants(model_graph, factor),
-            key=FACTOR_NAMES.index,
-        )
+        query = _counterfactual_query(true_graph, model_graph, factor)
         interventions[factor] = {
             "num_units": int(selected.size),
             "query": ", ".join(query),
@@ -470,15 +334,11 @@ def _intervention_metrics(
     image_metrics: bool,
     batch_size: int,
 ) -> dict[str, np.ndarray]:
-    """Per-unit counterfactual metrics of the units ``selected`` under ``do(factor)``."""
+    """Compute the per-unit counterfactual metrics of ``selected`` under ``do``."""
     classes = units.classes[selected]
     noise = {name: values[selected] for name, values in units.noise.items()}
     do = {factor: targets}
-    query = sorted(
-        _observed_descendants(true_graph, factor)
-        | _observed_descendants(model_graph, factor),
-        key=FACTOR_NAMES.index,
-    )
+    query = _counterfactual_query(true_graph, model_graph, factor)
     columns = [FACTOR_NAMES.index(name) for name in query]
     shape = tuple(_SIZES[name] for name in query)
 

@@ -1,4 +1,4 @@
-"""Figures of factor graphs: conditioning against intervening."""
+"""Figures of factor graphs: conditioning against intervening, model against exact."""
 
 from __future__ import annotations
 
@@ -68,6 +68,85 @@ def plot_condition_vs_do(
     left.set_ylabel("probability")
     left.legend(fontsize="small")
     figure.suptitle(f"graph {graph.name or 'unnamed'}: {graph.describe_edges()}")
+
+    path = Path(path)
+    _save_atomic(figure, path)
+    logger.info("wrote %s", path)
+    return path
+
+
+def plot_model_vs_exact(
+    exact_graph: FactorGraph,
+    model_graph: FactorGraph,
+    cause: str,
+    effect: str,
+    path: str | Path,
+    values: Sequence[int] | None = None,
+) -> Path:
+    """Plot a model's conditional and interventional answers over the exact ones.
+
+    The left panel shows ``p(effect | cause = v)``, the right panel
+    ``p(effect | do(cause = v))``. Each class ``v`` has one colour: a solid line for
+    ``exact_graph`` and a dashed line with markers for ``model_graph``, with the total
+    variation between them in the legend. The file is written atomically in the
+    format of its suffix, as in :func:`plot_condition_vs_do`.
+
+    :param exact_graph: the true graph, which may have hidden factors.
+    :param model_graph: the model's graph, e.g.
+        :func:`causalvae.learned_mechanisms.learned_graph`.
+    :param values: classes of ``cause``; by default up to :data:`DEFAULT_NUM_VALUES`
+        evenly spaced classes.
+    :returns: the path written.
+    :raises ValueError: on unknown factors, ``cause == effect``, out-of-range classes
+        or a class of probability zero under either graph.
+    """
+    for graph in (exact_graph, model_graph):
+        graph.check_factor(cause)
+        graph.check_factor(effect)
+    if cause == effect:
+        raise ValueError(f"cause and effect are both {cause}; choose two factors")
+    if values is None:
+        count = min(DEFAULT_NUM_VALUES, exact_graph.size(cause))
+        values = np.unique(np.linspace(0, exact_graph.size(cause) - 1, count).round())
+    values = [exact_graph.check_class(cause, int(v)) for v in values]
+
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    left, right = figure.subplots(1, 2, sharey=True)
+    classes = np.arange(exact_graph.size(effect))
+    colours = [f"C{i % 10}" for i in range(len(values))]
+    for value, colour in zip(values, colours, strict=True):
+        given = {cause: value}
+        panels = (
+            (left, conditional(exact_graph, [effect], given),
+             conditional(model_graph, [effect], given)),
+            (right, interventional(exact_graph, [effect], given),
+             interventional(model_graph, [effect], given)),
+        )  # fmt: skip
+        for axes, exact_answer, model_answer in panels:
+            distance = total_variation(exact_answer, model_answer)
+            axes.plot(
+                classes, exact_answer, color=colour, label=f"{cause}={value} exact"
+            )
+            axes.plot(
+                classes,
+                model_answer,
+                color=colour,
+                linestyle="--",
+                marker=".",
+                label=f"{cause}={value} model (TV {distance:.3f})",
+            )
+    left.set_title(f"conditioning: p({effect} | {cause} = v)")
+    right.set_title(f"intervening: p({effect} | do({cause} = v))")
+    for axes in (left, right):
+        axes.set_xlabel(f"{effect} class")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="x-small")
+    left.set_ylabel("probability")
+    figure.suptitle(
+        f"model against exact, graph {exact_graph.name or 'unnamed'}: "
+        f"{exact_graph.describe_edges()}"
+    )
 
     path = Path(path)
     _save_atomic(figure, path)

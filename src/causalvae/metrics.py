@@ -93,6 +93,16 @@ def _random_targets(
     return (factors[:, index].cpu() + shift) % size
 
 
+def _seeded_neg_elbo(
+    vae: ConditionalVAE, data: ImageData, max_images: int | None, seed: int
+) -> float:
+    """Held-out −ELBO with z drawn from a generator seeded by ``seed``."""
+    devices = [vae.device] if vae.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return heldout_neg_elbo(vae, data, max_images=max_images)
+
+
 def evaluate(
     vae: ConditionalVAE,
     data: ImageData,
@@ -128,7 +138,7 @@ def evaluate(
     say("held-out -ELBO")
     metrics: dict[str, Any] = {
         "num_images": len(index),
-        "heldout_neg_elbo": heldout_neg_elbo(vae, data, max_images=elbo_images),
+        "heldout_neg_elbo": _seeded_neg_elbo(vae, data, elbo_images, seed),
     }
 
     recon, labels, encoder_labels, truth = [], [], [], []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from causalvae.checkpoint import STATE_FILE, atomic_write_json, load_checkpoint
 from causalvae.data.loader import load_dsprites
 from causalvae.data.spec import FACTOR_NAMES
 from causalvae.data.store import ensure_dsprites
-from causalvae.graph import FactorGraph
+from causalvae.graph import FactorGraph, get_preset
 from causalvae.metrics import evaluate
 from causalvae.models import ConditionalVAE, ModelConfig
 from causalvae.training import (
@@ -124,7 +124,8 @@ def train_model(
         model_config = model_config or ModelConfig()
         if not model_config.parents:
             graph = FactorGraph.from_dict(data.source["graph"])
-            model_config.parents = observed_parents(graph)
+            # A copy, so that the caller's configuration is left as it was.
+            model_config = replace(model_config, parents=observed_parents(graph))
     if resume:
         saved = load_checkpoint(output).config["model"]
         saved_config = ModelConfig.from_dict(saved)
@@ -158,6 +159,7 @@ def run_demo(
     model_config: ModelConfig | None = None,
     train_overrides: dict[str, Any] | None = None,
     num_images: int = 500,
+    preset: str | None = "chain",
     progress: ProgressCallback | None = None,
     say: Callable[[str], None] | None = None,
     generate_progress: Callable[[int, int], None] | None = None,
@@ -165,9 +167,15 @@ def run_demo(
     """Generate the data if missing, train within ``minutes``, evaluate and report.
 
     An interrupted demo picks up its training from the last checkpoint in
-    ``output/checkpoint``.
+    ``output/checkpoint``. With a ``preset`` graph name, the report gets a section on
+    the model's causal answers on that graph
+    (:func:`causalvae.causal_report.evaluate_preset`), and ``metrics.json`` gets its
+    metrics under the key ``causal``; ``None`` skips it.
     """
     from causalvae.report import write_report
+
+    if preset is not None:
+        get_preset(preset)
 
     def tell(message: str) -> None:
         logger.info(message)
@@ -195,11 +203,25 @@ def run_demo(
 
     tell("evaluating counterfactuals against the oracle")
     metrics = evaluate(model, data, num_images=num_images, progress=tell)
+    sections = []
+    if preset is not None:
+        from causalvae.causal_report import evaluate_preset
+
+        tell(f"evaluating causal answers on the {preset} graph")
+        causal = evaluate_preset(model, preset, output)
+        metrics["causal"] = causal.metrics
+        sections.append(causal.section)
     atomic_write_json(checkpoint / "metrics.json", metrics)
     config = load_checkpoint(checkpoint).config
     tell("writing the report")
     index = write_report(
-        output, vae=model, data=data, history=history, metrics=metrics, config=config
+        output,
+        vae=model,
+        data=data,
+        history=history,
+        metrics=metrics,
+        config=config,
+        extra_sections=sections,
     )
     return DemoResult(index, checkpoint, metrics)
 

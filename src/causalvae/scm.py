@@ -160,12 +160,17 @@ def sample_gumbel_posterior(
 
     :param logits: ``(batch, K)`` log-probabilities.
     :param observed: ``(batch,)`` observed classes.
-    :returns: noise ``(batch, K)``.
+    :returns: noise ``(batch, K)`` in float64. Single precision can round a
+        truncated logit up to the maximum, so that a class of log-probability near
+        -65 would tie with the observed one.
     """
+    logits = logits.double()
 
     def gumbel(shape: torch.Size) -> torch.Tensor:
-        uniform = torch.rand(shape, device=logits.device, generator=generator)
-        return -torch.log(-torch.log(uniform.clamp(1e-12, 1 - 1e-7)))
+        uniform = torch.rand(
+            shape, device=logits.device, dtype=torch.float64, generator=generator
+        )
+        return -torch.log(-torch.log(uniform.clamp(min=1e-300)))
 
     maximum = torch.logsumexp(logits, dim=-1, keepdim=True) + gumbel(
         (*logits.shape[:-1], 1)

@@ -62,6 +62,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if not (math.isfinite(self.aux_weight) and self.aux_weight >= 0):
+            raise ValueError(
+                f"aux_weight must be a finite number >= 0, got {self.aux_weight}"
+            )
         if not self.learning_rate > 0:
             raise ValueError(
                 f"learning_rate must be positive, got {self.learning_rate}"
@@ -294,14 +298,21 @@ def train(
         # One SVI step on the next minibatch of this epoch's order.
         batch_index = order[position : position + config.batch_size]
         images, factors = data.batch(batch_index, device)
-        elbo_loss = neg_elbo_per_image(model, images, factors)
+        diverged = f"training diverged at step {step}"
+        remedy = "lower the learning rate (--learning-rate) or use --precision fp32"
+        try:
+            elbo_loss = neg_elbo_per_image(model, images, factors)
+        except ValueError as error:
+            # NaN weights make Pyro's distribution checks raise before any loss exists.
+            if all(torch.isfinite(p).all() for p in model.parameters()):
+                raise
+            raise FloatingPointError(
+                f"{diverged}: the weights are not finite; {remedy}"
+            ) from error
         label_loss = model.label_loss(images, factors)
         loss = elbo_loss + config.aux_weight * label_loss
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"the training loss became {loss.item()} at step {step}; "
-                "lower the learning rate (--learning-rate) or use --precision fp32"
-            )
+            raise FloatingPointError(f"{diverged}: the loss is {loss.item()}; {remedy}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -327,6 +338,9 @@ def train(
 
     if not history or history[-1]["step"] != step:
         evaluate("end")
+    else:
+        # Record the final elapsed time, so a resumed run sees the budget as spent.
+        checkpoint_now()
     model.eval()
     return history
 

@@ -244,15 +244,47 @@ def test_distributions_have_documented_shapes(vae: ConditionalVAE, batch: int) -
 
 
 @pytest.mark.parametrize("batch", [1, 3])
-def test_predict_factors_is_argmax_of_label_logits(vae, batch: int) -> None:
+def test_unrefined_prediction_is_label_argmax(vae: ConditionalVAE, batch) -> None:
     images, _ = random_batch(batch)
 
-    predicted = vae.predict_factors(images)
+    predicted = vae.predict_factors(images, refine=False)
 
     logits = vae.label_logits(images)
     assert predicted.shape == (batch, len(FACTOR_NAMES))
     for i, name in enumerate(FACTOR_NAMES):
         assert torch.equal(predicted[:, i], logits[name].argmax(-1))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_refined_prediction_maximises_joint(vae: ConditionalVAE, batch: int) -> None:
+    images, _ = random_batch(batch, seed=1)
+    with torch.no_grad():
+        vae.mechanisms.tables["shape"].copy_(torch.tensor([[0.0, 1.0, -1.0]]))
+
+    refined = vae.predict_factors(images, refine=["shape"], chunk_size=2)
+
+    # Each shape class scored by log p(image | z, f) + log p(f), z at the encoder's
+    # mean for the label encoder's factors, the other factors held fixed.
+    start = vae.predict_factors(images, refine=False)
+    with torch.no_grad():
+        z = vae.z_posterior(images, start).mean
+        log_prior = torch.log_softmax(torch.tensor([0.0, 1.0, -1.0]), dim=-1)
+        scores = []
+        for shape in range(3):
+            candidate = start.clone()
+            candidate[:, 0] = shape
+            likelihood = vae.image_dist(z, candidate).log_prob(images)
+            scores.append(likelihood + log_prior[shape])
+    expected = start.clone()
+    expected[:, 0] = torch.stack(scores, dim=-1).argmax(-1)
+    assert torch.equal(refined, expected)
+
+
+def test_refined_prediction_rejects_unknown_factor(vae: ConditionalVAE) -> None:
+    images, _ = random_batch(1)
+
+    with pytest.raises(ValueError, match="unknown factor 'size'"):
+        vae.predict_factors(images, refine=["size"])
 
 
 def test_label_loss_sums_cross_entropy_over_factors(vae: ConditionalVAE) -> None:

@@ -67,7 +67,7 @@ def test_topological_order_puts_parents_first(parents: dict) -> None:
 def test_topological_order_breaks_ties_in_dsprites_order() -> None:
     order = topological_order({"shape": ["pos_y"]})
 
-    # Only shape waits for pos_y; every other factor is ready at once.
+    # Only shape waits for pos_y, so every other factor is ready at once.
     assert order == ["scale", "orientation", "pos_x", "pos_y", "shape"]
 
 
@@ -168,5 +168,5 @@ def test_sample_matches_mechanism_probabilities() -> None:
     sampled, _ = run_in_plate(mechanisms, None, 4000)
 
     counts = torch.bincount(sampled[:, 0], minlength=3) / 4000
-    # Binomial standard errors are at most 0.008; allow four of them.
+    # Binomial standard errors are at most 0.008, and the tolerance allows four.
     torch.testing.assert_close(counts, probabilities, atol=0.032, rtol=0)

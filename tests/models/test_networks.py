@@ -151,8 +151,9 @@ def bump_decoder() -> GeometricDecoder:
     """A geometric decoder whose sprite is a sharp bump centred on the anchor.
 
     The pixel logit is ``4 - 2 (g(2u) + g(2v))`` with ``g(t) = silu(t) + silu(-t)``,
-    which is about ``4 - 4 (|u| + |v|)``: positive within about 8 pixels of the
-    anchor and strongly negative at the window's edges. The background is off.
+    which is about ``4 - 4 (|u| + |v|)`` in the sprite's frame (units of 8 pixels
+    times the scale): positive where ``|u| + |v| < 1`` and strongly negative at the
+    window's edges. The background logit is -40, so pixels outside the window are off.
     """
     decoder = GeometricDecoder(Z_DIM, hidden=4, layers=2)
     with torch.no_grad():

@@ -42,6 +42,13 @@ from causalvae.cli._options import is_quiet, user_errors
     help="SVI steps refining z against each image during abduction.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="Where to run the model.",
+)
 @user_errors
 def cli(
     checkpoint: Path,
@@ -50,6 +57,7 @@ def cli(
     num_images: int,
     refine_steps: int,
     seed: int,
+    device: str,
 ) -> None:
     """Compute held-out -ELBO, reconstruction, label and counterfactual metrics."""
     from causalvae.pipeline import evaluate_checkpoint
@@ -61,6 +69,7 @@ def cli(
         num_images=num_images,
         refine_steps=refine_steps,
         seed=seed,
+        device=device,
         progress=None if quiet else (lambda message: click.echo(message, err=True)),
     )
     target = output or checkpoint / "metrics.json"

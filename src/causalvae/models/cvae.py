@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from causalvae.data.spec import FACTOR_NAMES, FACTOR_SIZES, IMAGE_SIZE
-from causalvae.models.mechanisms import FactorMechanisms
+from causalvae.models.mechanisms import FactorMechanisms, topological_order
 from causalvae.models.networks import (
     GeometricDecoder,
     LabelEncoder,
@@ -74,6 +74,8 @@ class ModelConfig:
                 f"unknown precision {self.precision!r}; "
                 f"choose one of {', '.join(PRECISIONS)}"
             )
+        # Reject unknown factors and cycles now rather than when a model is built.
+        topological_order(self.parents)
         defaults = _DEFAULTS[self.architecture]
         for key, value in defaults.items():
             if getattr(self, key) is None:

@@ -1,0 +1,311 @@
+r"""Pyro's CEVAE fitted on arrays, with outcome scaling and one retry on divergence.
+
+The generative model is that of :class:`pyro.contrib.cevae.Model` (Louizos et al.,
+2017)::
+
+    z ~ Normal(0, I)        latent confounder, (units, latent_dim)
+    x ~ p(x | z)            covariates, proxies of z
+    t ~ Bernoulli(f(z))     treatment
+    y ~ p(y | t, z)         outcome: Normal for continuous, Bernoulli for binary
+
+and the individual treatment effect of a unit with covariates ``x`` is
+
+.. math::
+
+    \mathrm{ITE}(x) = \mathbb{E}[y \mid x, do(t=1)] - \mathbb{E}[y \mid x, do(t=0)],
+
+computed by :meth:`pyro.contrib.cevae.CEVAE.ite` from samples of the guide's
+``q(z | x, t, y)``, with ``t`` and ``y`` drawn from ``q(t | x)`` and ``q(y | t, x)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyro
+import torch
+from pyro import poutine
+from pyro.contrib.cevae import CEVAE, PreWhitener
+
+from causalvae.effects.errors import TrainingDivergedError
+from causalvae.effects.training import (
+    Diverged,
+    EpochCallback,
+    TrainingHistory,
+    TrainingSettings,
+    train_cevae,
+)
+from causalvae.effects.validation import ResolvedOutcomeFamily
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_BATCH_SIZE = 1024
+"""Units per batch when computing effects, which bounds memory at
+``ite_samples x 1024 x hidden_dim`` floats per layer."""
+
+
+@dataclass(frozen=True)
+class CevaeConfig:
+    """Network shape, training settings and sampling of one CEVAE fit.
+
+    The network defaults are those of ``pyro.contrib.cevae.CEVAE`` in Pyro 1.9,
+    which match the sizes of Louizos et al. (2017): a 20-dimensional latent and
+    3 hidden layers of 200 ELU units.
+
+    :ivar latent_dim: dimension of the latent confounder ``z``.
+    :ivar hidden_dim: units per hidden layer.
+    :ivar num_layers: hidden layers per network.
+    :ivar ite_samples: Monte Carlo samples of ``z`` per unit when computing effects.
+    :ivar retry_learning_rate_factor: the learning rate of the single retry after a
+        diverged fit is the first one times this factor.
+    :ivar training: optimisation settings.
+    """
+
+    latent_dim: int = 20
+    hidden_dim: int = 200
+    num_layers: int = 3
+    ite_samples: int = 100
+    retry_learning_rate_factor: float = 0.1
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+
+    def __post_init__(self) -> None:
+        for name in ("latent_dim", "hidden_dim", "num_layers", "ite_samples"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0 < self.retry_learning_rate_factor < 1:
+            raise ValueError(
+                "retry_learning_rate_factor must lie in (0, 1), got "
+                f"{self.retry_learning_rate_factor!r}"
+            )
+
+
+@dataclass
+class FittedCevae:
+    """A trained CEVAE and the scaling that maps its outcome back to data units.
+
+    Continuous outcomes are modelled as ``(y - outcome_loc) / outcome_scale``;
+    binary outcomes are modelled as they are (``outcome_loc = 0``,
+    ``outcome_scale = 1``), so their effects are differences of probabilities.
+
+    :ivar cevae: the trained Pyro module; its ``whiten`` standardises covariates
+        with the mean and standard deviation of the training units.
+    :ivar outcome_family: ``"binary"`` or ``"continuous"``.
+    :ivar outcome_loc: mean of the training outcomes (0 for binary outcomes).
+    :ivar outcome_scale: standard deviation of the training outcomes (1 for binary).
+    :ivar config: settings the model was trained with.
+    :ivar history: losses per epoch.
+    """
+
+    cevae: CEVAE
+    outcome_family: ResolvedOutcomeFamily
+    outcome_loc: float
+    outcome_scale: float
+    config: CevaeConfig
+    history: TrainingHistory
+
+    def ite(
+        self, covariates: np.ndarray, num_samples: int | None = None, seed: int = 0
+    ) -> np.ndarray:
+        """Estimate the individual treatment effect of each unit, in outcome units.
+
+        :param covariates: ``(units, covariates)`` in the columns used for fitting.
+        :param num_samples: samples of ``z`` per unit; default ``config.ite_samples``.
+        :param seed: seed of the samples; the global random state is left unchanged.
+        :return: ``(units,)`` float64.
+        """
+        x = self._as_tensor(covariates)
+        num_samples = num_samples or self.config.ite_samples
+        with _seeded(seed), pyro.settings.context(module_local_params=True):
+            ite = self.cevae.ite(
+                x, num_samples=num_samples, batch_size=PREDICTION_BATCH_SIZE
+            )
+        return ite.double().numpy() * self.outcome_scale
+
+    def potential_outcomes(
+        self, covariates: np.ndarray, num_samples: int | None = None, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Estimate ``E[y | x, do(t=0)]`` and ``E[y | x, do(t=1)]`` per unit.
+
+        Uses the same abduction as :meth:`pyro.contrib.cevae.CEVAE.ite`: ``z`` is
+        drawn from the guide, then the model's outcome mean is read under
+        ``do(t=0)`` and ``do(t=1)``.
+
+        :return: two ``(units,)`` float64 arrays in outcome units.
+        """
+        x = self.cevae.whiten(self._as_tensor(covariates))
+        num_samples = num_samples or self.config.ite_samples
+        outcomes: dict[int, list[torch.Tensor]] = {0: [], 1: []}
+        with (
+            _seeded(seed),
+            pyro.settings.context(module_local_params=True),
+            torch.no_grad(),
+        ):
+            for batch in torch.split(x, PREDICTION_BATCH_SIZE):
+                with pyro.plate("num_particles", num_samples, dim=-2):
+                    # Abduction: sample z from the guide, hiding its t and y draws.
+                    with poutine.trace() as guide_trace, poutine.block(hide=["y", "t"]):
+                        self.cevae.guide(batch)
+                    # Action and prediction: the outcome mean under each treatment.
+                    for treatment in (0, 1):
+                        with poutine.do(data={"t": torch.tensor(float(treatment))}):
+                            mean = poutine.replay(
+                                self.cevae.model.y_mean, guide_trace.trace
+                            )(batch)
+                        outcomes[treatment].append(mean.mean(0))
+        y0, y1 = (
+            torch.cat(outcomes[t]).double().numpy() * self.outcome_scale
+            + self.outcome_loc
+            for t in (0, 1)
+        )
+        return y0, y1
+
+    def _as_tensor(self, covariates: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(covariates, dtype=np.float32))
+        if x.ndim != 2 or x.shape[1] != self.cevae.feature_dim:
+            raise ValueError(
+                f"expected covariates of shape (units, {self.cevae.feature_dim}), "
+                f"got {tuple(x.shape)}"
+            )
+        return x
+
+
+def fit_cevae_arrays(
+    train: tuple[np.ndarray, np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray, np.ndarray],
+    outcome_family: ResolvedOutcomeFamily,
+    config: CevaeConfig | None = None,
+    seed: int = 0,
+    on_epoch: EpochCallback | None = None,
+) -> FittedCevae:
+    """Fit a CEVAE on a training split, stopping early on a validation split.
+
+    Each split is ``(covariates (units, covariates), treatment (units,), outcome
+    (units,))``, already validated. Covariates are standardised with the training
+    units' mean and standard deviation (Pyro's ``PreWhitener``); a continuous
+    outcome is standardised the same way. If the loss diverges, the fit is repeated
+    once from the same initial weights with the learning rate times
+    ``config.retry_learning_rate_factor``.
+
+    :param seed: seeds weights, batch order and samples; the global random state is
+        left unchanged.
+    :raises TrainingDivergedError: if both attempts diverge.
+    """
+    config = config or CevaeConfig()
+    x_train, _, y_train = train
+    if outcome_family == "continuous":
+        outcome_loc = float(np.mean(y_train))
+        outcome_scale = float(np.std(y_train))
+    else:
+        outcome_loc, outcome_scale = 0.0, 1.0
+    tensors = [
+        _split_tensors(split, outcome_loc, outcome_scale)
+        for split in (train, validation)
+    ]
+
+    learning_rate = config.training.learning_rate
+    failures: list[tuple[float, int, str]] = []
+    for attempt in range(2):
+        settings = _with_learning_rate(config.training, learning_rate)
+        start = time.perf_counter()
+        try:
+            cevae, history = _train_once(
+                tensors, x_train, outcome_family, config, settings, seed, on_epoch
+            )
+        except Diverged as error:
+            failures.append((learning_rate, error.epoch, error.reason))
+            logger.warning(
+                "CEVAE training diverged at learning rate %g (%s)", learning_rate, error
+            )
+            learning_rate *= config.retry_learning_rate_factor
+            if attempt == 0:
+                logger.warning("retrying once with learning rate %g", learning_rate)
+            continue
+        history.retried = attempt > 0
+        history.seconds = time.perf_counter() - start
+        logger.info(
+            "CEVAE trained for %d epochs in %.1f s; best epoch %d",
+            history.epochs_run,
+            history.seconds,
+            history.best_epoch,
+        )
+        return FittedCevae(
+            cevae, outcome_family, outcome_loc, outcome_scale, config, history
+        )
+
+    details = "; ".join(
+        f"learning rate {lr:g}: epoch {epoch}, {reason}"
+        for lr, epoch, reason in failures
+    )
+    raise TrainingDivergedError(
+        f"CEVAE training diverged twice ({details}). Lower the learning rate, reduce "
+        "hidden_dim, or look for extreme covariate or outcome values",
+        failures,
+    )
+
+
+def _train_once(
+    tensors: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    x_train: np.ndarray,
+    outcome_family: ResolvedOutcomeFamily,
+    config: CevaeConfig,
+    settings: TrainingSettings,
+    seed: int,
+    on_epoch: EpochCallback | None,
+) -> tuple[CEVAE, TrainingHistory]:
+    # Pyro's modules read the module-local setting when they are built.
+    with _seeded(seed), pyro.settings.context(module_local_params=True):
+        cevae = CEVAE(
+            feature_dim=x_train.shape[1],
+            outcome_dist="bernoulli" if outcome_family == "binary" else "normal",
+            latent_dim=config.latent_dim,
+            hidden_dim=config.hidden_dim,
+            num_layers=config.num_layers,
+            num_samples=config.ite_samples,
+        )
+        cevae.whiten = PreWhitener(tensors[0][0])
+        generator = torch.Generator().manual_seed(seed)
+        history = train_cevae(
+            cevae, tensors[0], tensors[1], settings, generator, on_epoch
+        )
+
+        # A finite loss can still leave weights that give non-finite effects.
+        check = cevae.ite(tensors[1][0], num_samples=2)
+        if not torch.isfinite(check).all():
+            raise Diverged(
+                history.best_epoch, "effects on validation units are not finite"
+            )
+    return cevae, history
+
+
+def _split_tensors(
+    split: tuple[np.ndarray, np.ndarray, np.ndarray], loc: float, scale: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    x, t, y = split
+    return (
+        torch.as_tensor(np.asarray(x, dtype=np.float32)),
+        torch.as_tensor(np.asarray(t, dtype=np.float32)),
+        torch.as_tensor(
+            ((np.asarray(y, dtype=np.float64) - loc) / scale).astype(np.float32)
+        ),
+    )
+
+
+def _with_learning_rate(
+    settings: TrainingSettings, learning_rate: float
+) -> TrainingSettings:
+    return dataclasses.replace(settings, learning_rate=learning_rate)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch's global generator inside the block and restore it afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

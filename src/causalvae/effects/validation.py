@@ -1,0 +1,270 @@
+"""Checks on a table of units before any model is built.
+
+Every check raises :class:`~causalvae.effects.errors.EffectsInputError` with the
+offending columns, rows or values and what to change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from causalvae.effects.errors import EffectsInputError
+
+logger = logging.getLogger(__name__)
+
+OutcomeFamily = Literal["binary", "continuous", "auto"]
+ResolvedOutcomeFamily = Literal["binary", "continuous"]
+
+DEFAULT_MIN_GROUP_SIZE = 10
+"""Fewest treated and fewest control units accepted by default. With fewer, the
+validation split leaves an arm with one or two units and the outcome networks of
+that arm cannot be trained or checked."""
+
+_MAX_LISTED = 5
+
+
+@dataclass(frozen=True)
+class EffectData:
+    """A validated table of units as float64 arrays.
+
+    :ivar covariates: proxies of the confounder, ``(units, covariates)``.
+    :ivar treatment: 0/1 treatment indicator, ``(units,)``.
+    :ivar outcome: observed (factual) outcome, ``(units,)``.
+    :ivar covariate_names: column names in the order of ``covariates``.
+    :ivar index: row labels of the input table, in order.
+    :ivar outcome_family: ``"binary"`` for 0/1 outcomes, ``"continuous"`` otherwise.
+    """
+
+    covariates: np.ndarray
+    treatment: np.ndarray
+    outcome: np.ndarray
+    covariate_names: tuple[str, ...]
+    index: pd.Index
+    outcome_family: ResolvedOutcomeFamily
+
+    @property
+    def num_units(self) -> int:
+        """Number of rows."""
+        return int(self.treatment.shape[0])
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV file with a header row into a DataFrame.
+
+    :raises EffectsInputError: if the file is missing, empty or not valid CSV.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EffectsInputError(f"input table {str(path)!r} not found; pass a CSV file")
+    try:
+        return pd.read_csv(path)
+    except (
+        pd.errors.EmptyDataError,
+        pd.errors.ParserError,
+        UnicodeDecodeError,
+    ) as error:
+        raise EffectsInputError(
+            f"could not read {str(path)!r} as CSV with a header row: {error}"
+        ) from error
+
+
+def validate_effect_data(
+    data: pd.DataFrame,
+    treatment: str,
+    outcome: str,
+    covariates: Sequence[str] | None = None,
+    outcome_family: OutcomeFamily = "auto",
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+) -> EffectData:
+    """Check a table of units and convert it to arrays.
+
+    :param data: one row per unit.
+    :param treatment: name of the 0/1 treatment column (booleans are accepted).
+    :param outcome: name of the outcome column.
+    :param covariates: names of the covariate columns; default: every other column.
+    :param outcome_family: ``"binary"`` (0/1 outcome), ``"continuous"``, or
+        ``"auto"``, which picks ``"binary"`` when every outcome is 0 or 1.
+    :param min_group_size: fewest treated and fewest control units accepted.
+    :raises EffectsInputError: on missing or non-numeric columns, NaN or infinite
+        values, a treatment other than 0/1, constant columns, or too few treated or
+        control units.
+    """
+    if outcome_family not in ("binary", "continuous", "auto"):
+        raise EffectsInputError(
+            f"unknown outcome family {outcome_family!r}; "
+            "choose one of binary, continuous, auto"
+        )
+    covariate_names = _resolve_columns(data, treatment, outcome, covariates)
+    used = [treatment, outcome, *covariate_names]
+
+    # Types first, so that the later checks can compare numbers.
+    _check_numeric(data, used)
+    frame = data[used].astype(np.float64)
+    _check_finite(frame)
+
+    treatment_values = frame[treatment].to_numpy()
+    _check_binary_treatment(treatment_values, data.index, treatment)
+    _check_group_sizes(treatment_values, treatment, min_group_size)
+    _check_not_constant(frame, [outcome, *covariate_names])
+
+    outcome_values = frame[outcome].to_numpy()
+    family = _resolve_outcome_family(outcome_values, outcome, outcome_family)
+    logger.info(
+        "validated %d units (%d treated), %d covariates, %s outcome",
+        len(frame),
+        int(treatment_values.sum()),
+        len(covariate_names),
+        family,
+    )
+    return EffectData(
+        covariates=frame[list(covariate_names)].to_numpy(),
+        treatment=treatment_values,
+        outcome=outcome_values,
+        covariate_names=tuple(str(name) for name in covariate_names),
+        index=data.index,
+        outcome_family=family,
+    )
+
+
+def _resolve_columns(
+    data: pd.DataFrame,
+    treatment: str,
+    outcome: str,
+    covariates: Sequence[str] | None,
+) -> list[str]:
+    """Return the covariate names after checking that every named column exists."""
+    if not isinstance(data, pd.DataFrame):
+        raise EffectsInputError(
+            f"expected a pandas DataFrame, got {type(data).__name__}; "
+            "wrap arrays with pandas.DataFrame(...)"
+        )
+    if data.columns.has_duplicates:
+        duplicated = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
+        raise EffectsInputError(
+            f"duplicate column names {duplicated}; rename them so each is unique"
+        )
+    if treatment == outcome:
+        raise EffectsInputError(
+            f"treatment and outcome are the same column {treatment!r}; "
+            "name two different columns"
+        )
+    if covariates is None:
+        covariates = [c for c in data.columns if c not in (treatment, outcome)]
+    else:
+        covariates = list(covariates)
+
+    missing = [c for c in (treatment, outcome, *covariates) if c not in data.columns]
+    if missing:
+        available = ", ".join(str(c) for c in data.columns)
+        raise EffectsInputError(
+            f"missing column(s) {', '.join(map(repr, missing))}; "
+            f"the table has: {available}"
+        )
+    if len(set(covariates)) != len(covariates):
+        repeated = sorted({str(c) for c in covariates if covariates.count(c) > 1})
+        raise EffectsInputError(f"covariate(s) listed twice: {', '.join(repeated)}")
+    for role, name in (("treatment", treatment), ("outcome", outcome)):
+        if name in covariates:
+            raise EffectsInputError(
+                f"the {role} column {name!r} is also listed as a covariate; "
+                "remove it from the covariates"
+            )
+    if not covariates:
+        raise EffectsInputError(
+            "no covariate columns; name at least one column besides the treatment "
+            "and the outcome"
+        )
+    return covariates
+
+
+def _check_numeric(data: pd.DataFrame, columns: list[str]) -> None:
+    non_numeric = [
+        f"{c!r} ({data[c].dtype})"
+        for c in columns
+        if not (
+            pd.api.types.is_numeric_dtype(data[c])
+            or pd.api.types.is_bool_dtype(data[c])
+        )
+    ]
+    if non_numeric:
+        raise EffectsInputError(
+            f"non-numeric column(s) {', '.join(non_numeric)}; encode categories as "
+            "0/1 indicator columns (for example with pandas.get_dummies)"
+        )
+
+
+def _check_finite(frame: pd.DataFrame) -> None:
+    finite = np.isfinite(frame.to_numpy())
+    if finite.all():
+        return
+    bad_rows = ~finite.all(axis=1)
+    parts = []
+    for position, column in enumerate(frame.columns):
+        rows = frame.index[~finite[:, position]]
+        if len(rows):
+            parts.append(f"column {column!r} at row(s) {_list_labels(rows)}")
+    raise EffectsInputError(
+        f"{int(bad_rows.sum())} row(s) contain NaN or infinite values: "
+        f"{'; '.join(parts)}. Drop or impute these rows"
+    )
+
+
+def _check_binary_treatment(values: np.ndarray, index: pd.Index, name: str) -> None:
+    invalid = ~np.isin(values, (0.0, 1.0))
+    if invalid.any():
+        distinct = np.unique(values[invalid])[:_MAX_LISTED]
+        raise EffectsInputError(
+            f"treatment column {name!r} must contain only 0 and 1; found "
+            f"{', '.join(f'{v:g}' for v in distinct)} at row(s) "
+            f"{_list_labels(index[invalid])}. Recode it as 0 (control) / 1 (treated)"
+        )
+
+
+def _check_group_sizes(values: np.ndarray, name: str, min_group_size: int) -> None:
+    treated = int((values == 1).sum())
+    control = int((values == 0).sum())
+    for group, count in (("treated", treated), ("control", control)):
+        if count < min_group_size:
+            raise EffectsInputError(
+                f"too few {group} units in {name!r}: {count} (treated {treated}, "
+                f"control {control}); at least {min_group_size} of each are needed"
+            )
+
+
+def _check_not_constant(frame: pd.DataFrame, columns: list[str]) -> None:
+    constant = [c for c in columns if frame[c].nunique() <= 1]
+    if constant:
+        raise EffectsInputError(
+            f"constant column(s) {', '.join(map(repr, constant))} carry no "
+            "information; drop them"
+        )
+
+
+def _resolve_outcome_family(
+    values: np.ndarray, name: str, requested: OutcomeFamily
+) -> ResolvedOutcomeFamily:
+    is_binary = bool(np.isin(values, (0.0, 1.0)).all())
+    if requested == "auto":
+        return "binary" if is_binary else "continuous"
+    if requested == "binary" and not is_binary:
+        distinct = np.unique(values[~np.isin(values, (0.0, 1.0))])[:_MAX_LISTED]
+        raise EffectsInputError(
+            f"outcome family 'binary' needs an outcome {name!r} of 0 and 1; found "
+            f"{', '.join(f'{v:g}' for v in distinct)}. Use outcome family "
+            "'continuous' or recode the outcome"
+        )
+    return requested
+
+
+def _list_labels(labels: pd.Index) -> str:
+    shown = ", ".join(str(label) for label in labels[:_MAX_LISTED])
+    if len(labels) > _MAX_LISTED:
+        shown += f" and {len(labels) - _MAX_LISTED} more"
+    return shown
