@@ -1,0 +1,5 @@
+"""``python -m causalvae``: the command-line interface."""
+
+from causalvae.cli import main
+
+main()
