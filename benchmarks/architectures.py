@@ -1,11 +1,12 @@
 """Compare decoder architectures under the same training budget on the full grid.
 
-For each architecture: ``causalvae train --minutes M`` on the cached full grid, then
-``causalvae evaluate`` on the held-out images. Prints and writes the key metrics.
+For each architecture: ``causalvae train`` for a budget in steps (comparable on a busy
+machine) or minutes on the cached full grid, then ``causalvae evaluate`` on the
+held-out images. Prints and writes the key metrics.
 
 Usage::
 
-    python benchmarks/architectures.py --minutes 7 --output benchmarks/architectures.json
+    python benchmarks/architectures.py --steps 3000 --output benchmarks/architectures.json
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def run(args: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--architectures", default="geometric,mlp")
-    parser.add_argument("--minutes", type=float, default=7.0)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--minutes", type=float, default=None)
     parser.add_argument("--num-images", type=int, default=500)
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
@@ -39,23 +41,19 @@ def main() -> None:
         for architecture in args.architectures.split(","):
             folder = Path(work) / architecture
             start = time.perf_counter()
-            run(
-                [
-                    "train",
-                    "-o",
-                    str(folder),
-                    "--architecture",
-                    architecture,
-                    "--minutes",
-                    str(args.minutes),
-                ]
+            budget = (
+                ["--steps", str(args.steps)]
+                if args.steps
+                else ["--minutes", str(args.minutes or 7.0)]
             )
+            run(["train", "-o", str(folder), "--architecture", architecture, *budget])
             run(["evaluate", str(folder), "--num-images", str(args.num_images)])
             metrics = json.loads((folder / "metrics.json").read_text())
             history = json.loads((folder / "history.json").read_text())
             row = {
                 "architecture": architecture,
-                "minutes": args.minutes,
+                "budget_steps": args.steps,
+                "budget_minutes": args.minutes,
                 "steps": history[-1]["step"],
                 "wall_s": round(time.perf_counter() - start, 1),
             }

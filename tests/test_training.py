@@ -363,9 +363,7 @@ def test_training_rejects_non_finite_loss(
         train(make_model(), make_data(), config)
 
 
-def test_training_rejects_nan_weights(
-    make_data, make_model, make_train_config
-) -> None:
+def test_training_rejects_nan_weights(make_data, make_model, make_train_config) -> None:
     model = make_model()
     with torch.no_grad():
         for parameter in model.decoder.parameters():
@@ -488,14 +486,30 @@ def test_resume_applies_new_learning_rate(
     train(
         make_model(),
         data,
-        make_train_config(steps=3, learning_rate=5e-4),
+        make_train_config(steps=3, learning_rate=5e-4, mechanism_learning_rate=0.01),
         output=tmp_path,
         resume=True,
     )
 
     state = json.loads((tmp_path / STATE_FILE).read_text())
     assert state["step"] == 3
-    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [5e-4]
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [5e-4, 0.01]
+
+
+def test_mechanism_tables_get_their_own_rate(make_model, make_train_config) -> None:
+    from causalvae.training import _make_optimizer
+
+    model = make_model()
+    optimizer = _make_optimizer(model, make_train_config(mechanism_learning_rate=0.2))
+    networks, tables = optimizer.param_groups
+
+    assert tables["lr"] == 0.2
+    assert {id(p) for p in tables["params"]} == {
+        id(p) for p in model.mechanisms.parameters()
+    }
+    assert len(networks["params"]) + len(tables["params"]) == len(
+        list(model.parameters())
+    )
 
 
 def test_resume_needs_output(make_data, make_model, make_train_config) -> None:

@@ -29,7 +29,7 @@ _SIZES = dict(zip(FACTOR_NAMES, FACTOR_SIZES, strict=True))
 
 
 def learned_graph(vae: ConditionalVAE, name: str = "learned") -> FactorGraph:
-    """Return the model's factor mechanisms as a graph of table mechanisms.
+    """Build a factor graph of table mechanisms from the model's factor mechanisms.
 
     The graph has the five observed factors, the model's parents, and for each factor
     the table ``softmax(logits)`` of :class:`~causalvae.models.FactorMechanisms`,
@@ -60,7 +60,7 @@ def learned_graph(vae: ConditionalVAE, name: str = "learned") -> FactorGraph:
 def copy_with_parents(
     vae: ConditionalVAE, parents: Mapping[str, Sequence[str]]
 ) -> ConditionalVAE:
-    """Return a copy of ``vae`` whose factor mechanisms have the given ``parents``.
+    """Copy the networks of ``vae`` into a new model whose mechanisms have ``parents``.
 
     The encoders and the decoder are copied. The mechanism tables start uniform,
     ready for :func:`fit_mechanisms`. The copy is on the model's device, in eval mode.

@@ -41,6 +41,7 @@ class TrainConfig:
 
     batch_size: int = 64
     learning_rate: float = 2e-3
+    mechanism_learning_rate: float = 0.05
     epochs: float | None = None
     steps: int | None = None
     minutes: float | None = None
@@ -66,10 +67,9 @@ class TrainConfig:
             raise ValueError(
                 f"aux_weight must be a finite number >= 0, got {self.aux_weight}"
             )
-        if not self.learning_rate > 0:
-            raise ValueError(
-                f"learning_rate must be positive, got {self.learning_rate}"
-            )
+        for name in ("learning_rate", "mechanism_learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
 @dataclass
@@ -184,6 +184,26 @@ def heldout_neg_elbo(
     return total / len(index)
 
 
+def _rates(config: TrainConfig) -> tuple[float, float]:
+    return config.learning_rate, config.mechanism_learning_rate
+
+
+def _make_optimizer(model: ConditionalVAE, config: TrainConfig) -> torch.optim.Adam:
+    """Adam with its own learning rate for the factor mechanisms' tables.
+
+    The tables are a few hundred logits fitted from labels alone; at the networks'
+    rate Adam moves each logit by about 0.002 per step, so they would need thousands
+    of steps to reach a peaked distribution.
+    """
+    tables = list(model.mechanisms.parameters())
+    table_ids = {id(p) for p in tables}
+    networks = [p for p in model.parameters() if id(p) not in table_ids]
+    network_rate, table_rate = _rates(config)
+    return torch.optim.Adam(
+        [{"params": networks, "lr": network_rate}, {"params": tables, "lr": table_rate}]
+    )
+
+
 def _epoch_order(train_index: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     # Seeded by (seed, epoch) alone, so a resumed run draws the same batches.
     return np.random.default_rng([seed, epoch]).permutation(train_index)
@@ -208,7 +228,7 @@ def train(
     """
     device = resolve_device(config.device)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    optimizer = _make_optimizer(model, config)
     history: list[dict[str, Any]] = []
     step, epoch, position, elapsed_before = 0, 0, 0, 0.0
     torch.manual_seed(config.seed)
@@ -220,8 +240,8 @@ def train(
         model.load_state_dict(checkpoint.weights)
         if checkpoint.optimizer is not None:
             optimizer.load_state_dict(checkpoint.optimizer)
-            for group in optimizer.param_groups:
-                group["lr"] = config.learning_rate
+            for group, lr in zip(optimizer.param_groups, _rates(config), strict=True):
+                group["lr"] = lr
         if checkpoint.rng_state is not None:
             torch.set_rng_state(checkpoint.rng_state)
         history = checkpoint.history

@@ -50,7 +50,14 @@ from causalvae.training import TrainConfig
     type=click.FloatRange(min=0, min_open=True),
     default=2e-3,
     show_default=True,
-    help="Adam learning rate.",
+    help="Adam learning rate of the networks.",
+)
+@click.option(
+    "--mechanism-learning-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="Adam learning rate of the factor mechanisms' probability tables.",
 )
 @click.option(
     "--epochs",
@@ -117,6 +124,7 @@ def cli(
     output: Path,
     batch_size: int,
     learning_rate: float,
+    mechanism_learning_rate: float,
     epochs: float | None,
     steps: int | None,
     minutes: float | None,
@@ -134,6 +142,7 @@ def cli(
     train_config = TrainConfig(
         batch_size=batch_size,
         learning_rate=learning_rate,
+        mechanism_learning_rate=mechanism_learning_rate,
         epochs=epochs,
         steps=steps,
         minutes=minutes,
