@@ -68,17 +68,26 @@ def build_model_config(kwargs: Mapping[str, Any]) -> ModelConfig:
 
 
 class TrainingBar:
-    """A tqdm bar for a training run, by steps or by minutes, hidden when quiet."""
+    """A tqdm bar for a training run, by steps or by minutes, hidden when quiet.
+
+    The bar appears on the first progress report, so that output printed before
+    training (data generation, say) is not interleaved with an empty bar.
+    """
 
     def __init__(
         self, *, steps: int | None, minutes: float | None, quiet: bool
     ) -> None:
         self.by_time = steps is None and minutes is not None
-        total = round(minutes * 60) if self.by_time else steps
-        unit = "s" if self.by_time else "step"
-        self.bar = tqdm(total=total, unit=unit, disable=quiet, dynamic_ncols=True)
+        self.total = round(minutes * 60) if self.by_time else steps
+        self.quiet = quiet
+        self.bar: tqdm | None = None
 
     def __call__(self, info: Mapping[str, Any]) -> None:
+        if self.bar is None:
+            unit = "s" if self.by_time else "step"
+            self.bar = tqdm(
+                total=self.total, unit=unit, disable=self.quiet, dynamic_ncols=True
+            )
         target = int(info["elapsed"]) if self.by_time else int(info["step"])
         if target > self.bar.n:
             self.bar.update(target - self.bar.n)
@@ -88,7 +97,8 @@ class TrainingBar:
 
     def close(self) -> None:
         """Close the bar."""
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def is_quiet() -> bool:

@@ -80,6 +80,8 @@ def cli(
                 total=total, unit="img", disable=quiet, desc="rendering"
             )
         generate_bar.update(done - generate_bar.n)
+        if done >= total:
+            generate_bar.close()
 
     def say(message: str) -> None:
         if not quiet:
