@@ -949,17 +949,31 @@ def _parse_toml(text: str, path: Path) -> Any:
 # Presets
 # --------------------------------------------------------------------------------------
 
+# Sharp mechanisms on the edges that counterfactuals follow nearly fix a unit's
+# counterfactual given its factors. ``chain`` maps shape to scale by a table, because a
+# shift would split ellipses between scales 2 and 3, which lie six pos_y classes apart.
+_SHARP_SHIFT: dict[str, Any] = {"mechanism": "shift", "strength": 0.98, "width": 0.3}
+
 _PRESET_DICTS: dict[str, dict[str, Any]] = {
     "chain": {
         "name": "chain",
         "description": (
-            "Chain shape -> scale -> pos_y: higher shape classes give larger "
-            "sprites, and larger sprites sit lower. Conditioning on scale changes "
-            "the belief about shape, but intervening on scale does not."
+            "Chain shape -> scale -> pos_y: squares mostly have scale 1, ellipses "
+            "scale 3 and hearts scale 5, and larger sprites sit lower. Conditioning "
+            "on scale changes the belief about shape, but intervening on scale does "
+            "not."
         ),
         "factors": {
-            "scale": {"parents": ["shape"], "mechanism": "shift", "strength": 0.9},
-            "pos_y": {"parents": ["scale"], "mechanism": "shift", "strength": 0.9},
+            "scale": {
+                "parents": ["shape"],
+                "mechanism": "table",
+                "table": [
+                    [0.01, 0.95, 0.01, 0.01, 0.01, 0.01],
+                    [0.01, 0.01, 0.01, 0.95, 0.01, 0.01],
+                    [0.01, 0.01, 0.01, 0.01, 0.01, 0.95],
+                ],
+            },
+            "pos_y": {"parents": ["scale"], **_SHARP_SHIFT},
         },
     },
     "fork": {
@@ -970,8 +984,8 @@ _PRESET_DICTS: dict[str, dict[str, Any]] = {
             "does not."
         ),
         "factors": {
-            "scale": {"parents": ["shape"], "mechanism": "shift", "strength": 0.9},
-            "pos_x": {"parents": ["shape"], "mechanism": "shift", "strength": 0.9},
+            "scale": {"parents": ["shape"], **_SHARP_SHIFT},
+            "pos_x": {"parents": ["shape"], **_SHARP_SHIFT},
         },
     },
     "hidden": {
@@ -987,7 +1001,7 @@ _PRESET_DICTS: dict[str, dict[str, Any]] = {
         "factors": {
             "shape": {"parents": ["confounder"], "mechanism": "shift", "strength": 0.9},
             "scale": {"parents": ["confounder"], "mechanism": "shift", "strength": 0.9},
-            "pos_x": {"parents": ["shape"], "mechanism": "shift", "strength": 0.9},
+            "pos_x": {"parents": ["shape"], **_SHARP_SHIFT},
         },
     },
 }
