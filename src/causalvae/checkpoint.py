@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,20 @@ class CheckpointError(ValueError):
     """A checkpoint folder is missing, incomplete or inconsistent."""
 
 
+def _file_mode(path: Path) -> int:
+    """Mode for a new file: the existing file's, else 0o666 less the umask.
+
+    ``tempfile.mkstemp`` creates files readable by their owner only, which would make
+    reports and checkpoints private by accident.
+    """
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder."""
     path = Path(path)
@@ -52,6 +67,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -72,6 +88,7 @@ def _atomic_save_tensors(
     try:
         contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
         save_file(contiguous, tmp, metadata=dict(metadata))
+        os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -163,7 +180,10 @@ def _read_json(path: Path) -> Any:
 
 def _read_tensors(path: Path, expected_step: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
-        raise CheckpointError(f"checkpoint file {path} is missing")
+        raise CheckpointError(
+            f"checkpoint file {path} is missing; the folder is incomplete, so "
+            "retrain or copy the whole checkpoint folder again"
+        )
     try:
         tensors = load_file(path)
         from safetensors import safe_open

@@ -110,6 +110,7 @@ def train_model(
     model_config: ModelConfig | None = None,
     train_config: TrainConfig,
     resume: bool = False,
+    overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> tuple[ConditionalVAE, list[dict[str, Any]]]:
     """Train a new model, or resume the one in ``output``, and return it with history.
@@ -137,7 +138,13 @@ def train_model(
         model_config = saved_config
     model = ConditionalVAE(model_config or ModelConfig())
     history = train(
-        model, data, train_config, output=output, resume=resume, progress=progress
+        model,
+        data,
+        train_config,
+        output=output,
+        resume=resume,
+        progress=progress,
+        overwrite=overwrite,
     )
     return model, history
 

@@ -20,7 +20,12 @@ import numpy as np
 import torch
 from pyro.infer import Trace_ELBO
 
-from causalvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from causalvae.checkpoint import (
+    STATE_FILE,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from causalvae.data.spec import FACTOR_NAMES, IMAGE_SIZE
 from causalvae.models import ConditionalVAE, ModelConfig
 from causalvae.runtime import resolve_device
@@ -217,6 +222,7 @@ def train(
     output: str | Path | None = None,
     resume: bool = False,
     progress: ProgressCallback | None = None,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Fit ``model`` to ``data`` by SVI and return the history of evaluations.
 
@@ -225,7 +231,16 @@ def train(
         state, position in the data and history), with ``config`` as the new budget.
     :param progress: called after every step with ``step``, ``epoch``, ``loss`` (running
         mean of the training −ELBO, nats per image) and ``elapsed`` seconds.
+    :param overwrite: replace a checkpoint already in ``output``; without it, and
+        without ``resume``, an existing checkpoint raises ``FileExistsError``.
     """
+    has_checkpoint = output is not None and (Path(output) / STATE_FILE).is_file()
+    if has_checkpoint and not resume and not overwrite:
+        raise FileExistsError(
+            f"{output} already holds a checkpoint; continue it with resume "
+            "(--resume), replace it with overwrite (--overwrite), or choose "
+            "another folder"
+        )
     device = resolve_device(config.device)
     model.to(device)
     optimizer = _make_optimizer(model, config)

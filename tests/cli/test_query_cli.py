@@ -325,3 +325,25 @@ def test_sampling_queries_need_assignment(
     result = run_cli("query", command, tiny_checkpoint, "-o", tmp_path, exit_code=2)
 
     assert "Missing option" in result.output
+
+
+def test_counterfactual_rejects_blank_png(
+    run_cli, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    image = write_png(tmp_path / "black.png", np.zeros((64, 64), np.uint8))
+
+    result = run_cli(
+        "query",
+        "counterfactual",
+        tiny_checkpoint,
+        "--image",
+        image,
+        "--do",
+        "shape=heart",
+        "-o",
+        tmp_path / "answer",
+        exit_code=2,
+    )
+
+    assert "no pixel brighter than --threshold 0.5" in result.output
+    assert not (tmp_path / "answer").exists()

@@ -184,3 +184,50 @@ def test_threads_below_one_are_rejected(run_cli) -> None:
     result = run_cli("--threads", 0, "train", "--help", exit_code=2)
 
     assert "--threads" in result.output
+
+
+def test_train_refuses_to_overwrite_checkpoint(
+    run_cli, tiny_data_file: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "run"
+    common = ["train", "--data", tiny_data_file, "-o", output, "--heldout", 20]
+    run_cli(*common, "--steps", 2)
+
+    refused = run_cli(*common, "--steps", 3, exit_code=2)
+    replaced = run_cli(*common, "--steps", 1, "--overwrite")
+
+    assert "already holds a checkpoint" in refused.output
+    assert "--resume" in refused.output
+    assert "step 1:" in replaced.output
+
+
+def test_train_interrupt_names_last_checkpoint(
+    run_cli, tiny_data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import causalvae.cli._options as options
+
+    def interrupt_after_step_3(self, info) -> None:
+        if info["step"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(options.TrainingBar, "__call__", interrupt_after_step_3)
+    output = tmp_path / "run"
+
+    result = run_cli(
+        "train",
+        "--data",
+        tiny_data_file,
+        "-o",
+        output,
+        "--heldout",
+        20,
+        "--steps",
+        6,
+        "--eval-every",
+        2,
+        exit_code=2,
+    )
+
+    assert "last checkpoint" in result.output
+    assert "at step 2" in result.output
+    assert "--resume" in result.output

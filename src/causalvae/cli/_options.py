@@ -81,8 +81,11 @@ class TrainingBar:
         self.total = round(minutes * 60) if self.by_time else steps
         self.quiet = quiet
         self.bar: tqdm | None = None
+        self.closed = False
 
     def __call__(self, info: Mapping[str, Any]) -> None:
+        if self.closed:
+            return
         if self.bar is None:
             unit = "s" if self.by_time else "step"
             self.bar = tqdm(
@@ -96,9 +99,10 @@ class TrainingBar:
         )
 
     def close(self) -> None:
-        """Close the bar."""
+        """Close the bar; later progress reports are ignored."""
         if self.bar is not None:
             self.bar.close()
+        self.closed = True
 
 
 def is_quiet() -> bool:
@@ -109,14 +113,14 @@ def is_quiet() -> bool:
 
 
 def user_errors(function: F) -> F:
-    """Turn the library's ``ValueError`` and ``FileNotFoundError`` into CLI errors."""
+    """Turn the library's errors about values and files into CLI errors (exit 2)."""
     from causalvae.cli import UserError
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except (ValueError, FileNotFoundError) as error:
+        except (ValueError, FileNotFoundError, FileExistsError) as error:
             raise UserError(str(error)) from error
 
     return wrapper  # type: ignore[return-value]

@@ -84,6 +84,9 @@ def cli(
             generate_bar.close()
 
     def say(message: str) -> None:
+        # A message after training has started means the training bar is done.
+        if bar.bar is not None:
+            bar.close()
         if not quiet:
             tqdm.write(message)
 

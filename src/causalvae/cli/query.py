@@ -67,6 +67,12 @@ def _load_unit(
         from causalvae.data.png import load_png
 
         pixels = load_png(image, threshold=threshold)
+        if not pixels.any():
+            raise click.BadParameter(
+                f"{image} has no pixel brighter than --threshold {threshold}; sprites "
+                "are white on black, so check the image or lower --threshold",
+                param_hint="--image",
+            )
         return torch.from_numpy(pixels).float()[None], None, str(image)
     from causalvae.data.loader import load_dsprites
 
@@ -83,8 +89,9 @@ def _load_unit(
             f"(0 to {len(dataset) - 1})",
             param_hint="--index",
         )
-    pixels = np.asarray(dataset.images[index])
-    classes = np.asarray(dataset.classes[index])
+    # Copies, because the arrays are read-only maps of the file.
+    pixels = np.array(dataset.images[index])
+    classes = np.array(dataset.classes[index])
     return torch.from_numpy(pixels).float()[None], classes, f"{source}[{index}]"
 
 
@@ -213,8 +220,8 @@ def counterfactual_command(
 def _sample_command(kind: str) -> click.Command:
     option_name = "--do" if kind == "intervene" else "--given"
     doc = {
-        "intervene": "Sample images and factors from p(. | do(...)).",
-        "condition": "Sample images and factors from p(. | evidence on factors).",
+        "intervene": "Sample images under an intervention, p(image | do(...)).",
+        "condition": "Sample images given evidence on factors.",
     }[kind]
 
     @click.command(kind, help=doc)
@@ -227,7 +234,12 @@ def _sample_command(kind: str) -> click.Command:
         help="Factor assignments, e.g. 'shape=heart,scale=1'. Repeatable.",
     )
     @click.option(
-        "-n", "--num-samples", type=click.IntRange(min=1), default=16, show_default=True
+        "-n",
+        "--num-samples",
+        type=click.IntRange(min=1, max=400),
+        default=16,
+        show_default=True,
+        help="Number of samples (at most 400, drawn in one figure).",
     )
     @SEED_OPTION
     @OUTPUT_OPTION

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from causalvae.checkpoint import CheckpointError, load_checkpoint
+from causalvae.cli import UserError
 from causalvae.cli._options import (
     TrainingBar,
     build_model_config,
@@ -20,6 +22,17 @@ from causalvae.pipeline import (
     train_model,
 )
 from causalvae.training import TrainConfig
+
+
+def _interrupted_message(output: Path) -> str:
+    try:
+        step = load_checkpoint(output).state["step"]
+    except CheckpointError:
+        return f"training interrupted before the first checkpoint in {output}"
+    return (
+        f"training interrupted; the last checkpoint in {output} is at step {step}. "
+        "Continue it with the same command and --resume"
+    )
 
 
 @click.command("train")
@@ -117,6 +130,9 @@ from causalvae.training import TrainConfig
     is_flag=True,
     help="Continue the run in --output from its last checkpoint.",
 )
+@click.option(
+    "--overwrite", is_flag=True, help="Replace a checkpoint already in --output."
+)
 @user_errors
 def cli(
     data: Path | None,
@@ -134,6 +150,7 @@ def cli(
     aux_weight: float,
     device: str,
     resume: bool,
+    overwrite: bool,
     **model_kwargs: object,
 ) -> None:
     """Train the conditional VAE on dSprites and write a checkpoint folder."""
@@ -161,8 +178,12 @@ def cli(
             model_config=model_config,
             train_config=train_config,
             resume=resume,
+            overwrite=overwrite,
             progress=bar,
         )
+    except KeyboardInterrupt:
+        bar.close()
+        raise UserError(_interrupted_message(output)) from None
     finally:
         bar.close()
     last = history[-1]

@@ -126,7 +126,7 @@ def load_dsprites(path: str | Path, *, mmap: bool = False) -> DSprites:
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
         raise DSpritesFormatError(
             f"{path}: the archive is damaged or truncated ({error}); "
-            "download or generate it again"
+            "download it again, or render it with 'causalvae data generate --force'"
         ) from error
     except ValueError as error:
         if isinstance(error, DSpritesFormatError):
@@ -205,7 +205,8 @@ def _read_member(
         flat = np.fromfile(handle, dtype=dtype, count=count)
     if flat.size != count:
         raise DSpritesFormatError(
-            f"{path}: {info.filename} is truncated; download or generate it again"
+            f"{path}: {info.filename} is truncated; download it again, or render it "
+            "with 'causalvae data generate --force'"
         )
     return flat.reshape(shape, order=order)
 
@@ -243,7 +244,8 @@ def _check_is_archive(path: Path) -> None:
     if not zipfile.is_zipfile(path):
         raise DSpritesFormatError(
             f"{path}: not a zip archive, or truncated; a dSprites file is an .npz "
-            "archive (download or generate it again)"
+            "archive; download it again, or render it with "
+            "'causalvae data generate --force'"
         )
 
 
