@@ -9,6 +9,7 @@ import click
 # Each module defines a click command or group named ``cli``.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "causalvae.cli.data",
+    "causalvae.cli.effects",
     "causalvae.cli.train",
     "causalvae.cli.query",
     "causalvae.cli.evaluate",

@@ -26,13 +26,19 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pyro
 import torch
 from pyro import poutine
-from pyro.contrib.cevae import CEVAE, PreWhitener
+from pyro.contrib.cevae import CEVAE
 
+from causalvae.effects.covariates import (
+    MixedCovariateModel,
+    binary_columns,
+    whitener,
+)
 from causalvae.effects.errors import TrainingDivergedError
 from causalvae.effects.training import (
     Diverged,
@@ -44,6 +50,8 @@ from causalvae.effects.training import (
 from causalvae.effects.validation import ResolvedOutcomeFamily
 
 logger = logging.getLogger(__name__)
+
+CovariateLikelihood = Literal["mixed", "normal"]
 
 PREDICTION_BATCH_SIZE = 1024
 """Units per batch when computing effects, which bounds memory at
@@ -62,6 +70,9 @@ class CevaeConfig:
     :ivar hidden_dim: units per hidden layer.
     :ivar num_layers: hidden layers per network.
     :ivar ite_samples: Monte Carlo samples of ``z`` per unit when computing effects.
+    :ivar covariate_likelihood: ``"mixed"`` models covariates whose values are all 0
+        or 1 as Bernoulli, as Louizos et al. (2017) do, and the others as Normal;
+        ``"normal"`` keeps Pyro's Normal for every covariate.
     :ivar retry_learning_rate_factor: the learning rate of the single retry after a
         diverged fit is the first one times this factor.
     :ivar training: optimisation settings.
@@ -71,6 +82,7 @@ class CevaeConfig:
     hidden_dim: int = 200
     num_layers: int = 3
     ite_samples: int = 100
+    covariate_likelihood: CovariateLikelihood = "mixed"
     retry_learning_rate_factor: float = 0.1
     training: TrainingSettings = field(default_factory=TrainingSettings)
 
@@ -79,6 +91,11 @@ class CevaeConfig:
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.covariate_likelihood not in ("mixed", "normal"):
+            raise ValueError(
+                f"unknown covariate_likelihood {self.covariate_likelihood!r}; "
+                "choose mixed or normal"
+            )
         if not 0 < self.retry_learning_rate_factor < 1:
             raise ValueError(
                 "retry_learning_rate_factor must lie in (0, 1), got "
@@ -94,8 +111,8 @@ class FittedCevae:
     binary outcomes are modelled as they are (``outcome_loc = 0``,
     ``outcome_scale = 1``), so their effects are differences of probabilities.
 
-    :ivar cevae: the trained Pyro module; its ``whiten`` standardises covariates
-        with the mean and standard deviation of the training units.
+    :ivar cevae: the trained Pyro module; its ``whiten`` standardises continuous
+        covariates with the mean and standard deviation of the training units.
     :ivar outcome_family: ``"binary"`` or ``"continuous"``.
     :ivar outcome_loc: mean of the training outcomes (0 for binary outcomes).
     :ivar outcome_scale: standard deviation of the training outcomes (1 for binary).
@@ -187,10 +204,11 @@ def fit_cevae_arrays(
     """Fit a CEVAE on a training split, stopping early on a validation split.
 
     Each split is ``(covariates (units, covariates), treatment (units,), outcome
-    (units,))``, already validated. Covariates are standardised with the training
-    units' mean and standard deviation (Pyro's ``PreWhitener``); a continuous
-    outcome is standardised the same way. If the loss diverges, the fit is repeated
-    once from the same initial weights with the learning rate times
+    (units,))``, already validated. Continuous covariates are standardised with the
+    training units' mean and standard deviation (Pyro's ``PreWhitener``), and 0/1
+    covariates are kept as they are (see :mod:`causalvae.effects.covariates`). A
+    continuous outcome is standardised the same way. If the loss diverges, the fit
+    is repeated once from the same initial weights with the learning rate times
     ``config.retry_learning_rate_factor``.
 
     :param seed: seeds weights, batch order and samples; the global random state is
@@ -209,6 +227,13 @@ def fit_cevae_arrays(
         for split in (train, validation)
     ]
 
+    # 0/1 covariates get a Bernoulli likelihood unless configured otherwise.
+    binary_mask = torch.zeros(x_train.shape[1], dtype=torch.bool)
+    if config.covariate_likelihood == "mixed":
+        binary_mask = torch.as_tensor(
+            binary_columns(np.vstack([x_train, validation[0]]))
+        )
+
     learning_rate = config.training.learning_rate
     failures: list[tuple[float, int, str]] = []
     for attempt in range(2):
@@ -216,7 +241,7 @@ def fit_cevae_arrays(
         start = time.perf_counter()
         try:
             cevae, history = _train_once(
-                tensors, x_train, outcome_family, config, settings, seed, on_epoch
+                tensors, binary_mask, outcome_family, config, settings, seed, on_epoch
             )
         except Diverged as error:
             failures.append((learning_rate, error.epoch, error.reason))
@@ -252,7 +277,7 @@ def fit_cevae_arrays(
 
 def _train_once(
     tensors: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-    x_train: np.ndarray,
+    binary_mask: torch.Tensor,
     outcome_family: ResolvedOutcomeFamily,
     config: CevaeConfig,
     settings: TrainingSettings,
@@ -261,15 +286,17 @@ def _train_once(
 ) -> tuple[CEVAE, TrainingHistory]:
     # Pyro's modules read the module-local setting when they are built.
     with _seeded(seed), pyro.settings.context(module_local_params=True):
-        cevae = CEVAE(
-            feature_dim=x_train.shape[1],
-            outcome_dist="bernoulli" if outcome_family == "binary" else "normal",
-            latent_dim=config.latent_dim,
-            hidden_dim=config.hidden_dim,
-            num_layers=config.num_layers,
-            num_samples=config.ite_samples,
-        )
-        cevae.whiten = PreWhitener(tensors[0][0])
+        network = {
+            "feature_dim": len(binary_mask),
+            "outcome_dist": "bernoulli" if outcome_family == "binary" else "normal",
+            "latent_dim": config.latent_dim,
+            "hidden_dim": config.hidden_dim,
+            "num_layers": config.num_layers,
+        }
+        cevae = CEVAE(**network, num_samples=config.ite_samples)
+        if binary_mask.any():
+            cevae.model = MixedCovariateModel(network, binary_mask)
+        cevae.whiten = whitener(tensors[0][0], binary_mask)
         generator = torch.Generator().manual_seed(seed)
         history = train_cevae(
             cevae, tensors[0], tensors[1], settings, generator, on_epoch

@@ -37,8 +37,8 @@ class TrainingSettings:
     :ivar batch_size: units per gradient step.
     :ivar learning_rate: Adam step size.
     :ivar learning_rate_decay: factor by which the learning rate has fallen after
-        ``epochs`` epochs, applied smoothly per step as in ``CEVAE.fit``; 1 keeps it
-        constant.
+        ``epochs`` epochs, applied smoothly per step as in ``CEVAE.fit``. The default
+        1 keeps it constant, as Louizos et al. (2017) did; ``CEVAE.fit`` uses 0.1.
     :ivar weight_decay: L2 penalty added to the gradients.
     :ivar clip_norm: maximum gradient norm per step.
     :ivar patience: stop after this many epochs without a lower validation loss;
@@ -53,7 +53,7 @@ class TrainingSettings:
     epochs: int = 300
     batch_size: int = 100
     learning_rate: float = 1e-3
-    learning_rate_decay: float = 0.1
+    learning_rate_decay: float = 1.0
     weight_decay: float = 1e-4
     clip_norm: float = 10.0
     patience: int | None = 100

@@ -1,0 +1,151 @@
+"""IHDP benchmark of CEVAE and three baselines, recorded in ``benchmarks/RESULTS.md``.
+
+Runs :func:`causalvae.effects.run_ihdp_benchmark` with the package's IHDP settings
+(the same as ``causalvae effects benchmark ihdp``), prints the Markdown tables and,
+with ``--write-results``, replaces the section "IHDP treatment effects" of
+``RESULTS.md``. Usage, from the repository root::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ihdp.py --write-results
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import pyro
+import torch
+
+from causalvae.effects import IHDP_CONFIG, run_ihdp_benchmark
+from causalvae.effects.ihdp_benchmark import format_ihdp_markdown
+from causalvae.runtime import configure_threads
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HEADING = "## IHDP treatment effects"
+
+
+def machine_description() -> str:
+    """Describe the CPU, memory, GPU and library versions of this machine."""
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        kib = int(meminfo.read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB memory"
+    gpu = "a CUDA GPU" if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{os.cpu_count()} CPU cores ({model}){memory}, {gpu}; "
+        f"Python {platform.python_version()}, torch {torch.__version__}, "
+        f"pyro-ppl {pyro.__version__}; {torch.get_num_threads()} torch thread(s)"
+    )
+
+
+def replace_section(path: Path, heading: str, body: str) -> None:
+    """Replace the text from ``heading`` to the next heading of the same level with
+    ``heading`` and ``body``, or append them when the heading is absent."""
+    text = (
+        path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    )
+    level = heading.split(" ", 1)[0] + " "
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+    section = [f"{heading}\n", "\n", body.rstrip("\n") + "\n", "\n"]
+    if start is None:
+        if lines and lines[-1].strip():
+            lines.append("\n")
+        lines.extend(section)
+    else:
+        end = next(
+            (
+                i
+                for i in range(start + 1, len(lines))
+                if lines[i].startswith(level) and not lines[i].startswith(level + "#")
+            ),
+            len(lines),
+        )
+        lines[start:end] = section
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text("".join(lines).rstrip("\n") + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--replications", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=None, help="JSON of all scores")
+    parser.add_argument("--write-results", action="store_true")
+    args = parser.parse_args()
+    configure_threads()
+
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    result = run_ihdp_benchmark(
+        args.data_dir,
+        range(1, args.replications + 1),
+        config=IHDP_CONFIG,
+        seed=args.seed,
+        on_replication=lambda replication, rows: print(
+            f"replication {replication}: CEVAE out-of-sample sqrt(PEHE) "
+            f"{rows.iloc[0]['out_sqrt_pehe']:.3f}, "
+            f"{time.perf_counter() - start:.0f} s so far",
+            file=sys.stderr,
+        ),
+    )
+    load_after = os.getloadavg()[0]
+    markdown = format_ihdp_markdown(result)
+    print(markdown)
+    print(f"{args.replications} replication(s) in {result.seconds:.0f} s")
+
+    if args.output is not None:
+        record = {
+            "rows": result.rows.to_dict(orient="records"),
+            "summary": result.summary().to_dict(orient="index"),
+            "seconds": result.seconds,
+            "config": dataclasses.asdict(result.config),
+            "machine": machine_description(),
+        }
+        args.output.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+    if args.write_results:
+        command = (
+            "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ihdp.py --write-results"
+        )
+        if args.replications != 10 or args.seed != 0:
+            command += f" --replications {args.replications} --seed {args.seed}"
+        body = "\n".join(
+            [
+                "```",
+                command,
+                "```",
+                "",
+                f"Machine: {machine_description()}. Load average "
+                f"{load_before:.1f} before and {load_after:.1f} after the run, "
+                "from other jobs sharing the cores.",
+                "",
+                f"{args.replications} replications in {result.seconds / 60:.1f} "
+                f"minutes. Mean ± standard error over replications; protocol in "
+                "`docs/effects.md`.",
+                "",
+                markdown,
+            ]
+        )
+        replace_section(RESULTS, HEADING, body)
+        print(f"updated {RESULTS}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
