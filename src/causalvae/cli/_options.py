@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -12,6 +13,14 @@ from tqdm.auto import tqdm
 from causalvae.models.cvae import ARCHITECTURES, PRECISIONS, ModelConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+DATA_DIR_OPTION = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Cache folder of the generated grid [default: $CAUSALVAE_DATA_DIR, else "
+    "$XDG_CACHE_HOME/causalvae, else ~/.cache/causalvae].",
+)
 
 
 def model_options(function: F) -> F:

@@ -8,6 +8,7 @@ import click
 from tqdm.auto import tqdm
 
 from causalvae.cli._options import (
+    DATA_DIR_OPTION,
     TrainingBar,
     build_model_config,
     is_quiet,
@@ -26,13 +27,7 @@ from causalvae.graph import PRESET_NAMES
     show_default=True,
     help="Report folder; the checkpoint goes to OUTPUT/checkpoint.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Cache folder of the generated grid [default: $CAUSALVAE_DATA_DIR or "
-    "~/.cache/causalvae].",
-)
+@DATA_DIR_OPTION
 @click.option(
     "--minutes",
     type=click.FloatRange(min=0, min_open=True),

@@ -9,6 +9,7 @@ import click
 from causalvae.checkpoint import CheckpointError, load_checkpoint
 from causalvae.cli import UserError
 from causalvae.cli._options import (
+    DATA_DIR_OPTION,
     TrainingBar,
     build_model_config,
     is_quiet,
@@ -42,13 +43,7 @@ def _interrupted_message(output: Path) -> str:
     default=None,
     help="dSprites .npz file [default: the cached full grid, generated if missing].",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Cache folder of the generated grid [default: $CAUSALVAE_DATA_DIR or "
-    "~/.cache/causalvae].",
-)
+@DATA_DIR_OPTION
 @click.option(
     "-o",
     "--output",
