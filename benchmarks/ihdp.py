@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pyro
 import torch
 
@@ -49,6 +50,19 @@ def machine_description() -> str:
         f"{os.cpu_count()} CPU cores ({model}){memory}, {gpu}; "
         f"Python {platform.python_version()}, torch {torch.__version__}, "
         f"pyro-ppl {pyro.__version__}; {torch.get_num_threads()} torch thread(s)"
+    )
+
+
+def cevae_sentence(rows: pd.DataFrame) -> str:
+    """Summarise CEVAE's out-of-sample scores and its worst replication."""
+    cevae = rows[rows["method"] == "CEVAE"]
+    worst = cevae.loc[cevae["out_sqrt_pehe"].idxmax()]
+    above = int((cevae["out_sqrt_pehe"] > 5).sum())
+    return (
+        f"CEVAE, out of sample: mean √PEHE {cevae['out_sqrt_pehe'].mean():.2f}, mean "
+        f"ATE error {cevae['out_ate_error'].mean():.2f}; worst replication "
+        f"{int(worst['replication'])} with √PEHE {worst['out_sqrt_pehe']:.2f}; "
+        f"{above} replication(s) above 5."
     )
 
 
@@ -139,6 +153,8 @@ def main() -> None:
                 f"{args.replications} replications in {result.seconds / 60:.1f} "
                 f"minutes. Mean ± standard error over replications; protocol in "
                 "`docs/effects.md`.",
+                "",
+                cevae_sentence(result.rows),
                 "",
                 markdown,
             ]

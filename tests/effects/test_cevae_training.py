@@ -198,3 +198,13 @@ def test_covariate_shape_checked():
 def test_invalid_training_settings_rejected(field, value):
     with pytest.raises(ValueError, match=field):
         TrainingSettings(**{field: value})
+
+
+def test_ite_matches_potential_outcomes():
+    train, validation = make_splits()
+    fitted = fit_cevae_arrays(train, validation, "continuous", config=TINY)
+
+    ite = fitted.ite(validation[0], seed=4)
+    y0, y1 = fitted.potential_outcomes(validation[0], seed=4)
+
+    assert np.allclose(ite, y1 - y0, atol=1e-5)

@@ -55,7 +55,7 @@ def test_ate_close_to_truth(confounded_fit):
     table = confounded_table()
     naive = table.y[table.t == 1].mean() - table.y[table.t == 0].mean()
 
-    assert abs(confounded_fit.ate - TRUE_ATE) < 0.75
+    assert abs(confounded_fit.ate - TRUE_ATE) < 0.5
     assert abs(confounded_fit.ate - TRUE_ATE) < abs(naive - TRUE_ATE) / 3
 
 

@@ -6,8 +6,8 @@ Each returns an object with ``ite(covariates) -> (units,)``:
   every unit.
 * :func:`interacted_ols`: ordinary least squares of
   :math:`y = a + x^\top b + t\,(c + x^\top d)`, so :math:`\hat\tau(x) = c + x^\top d`.
-* :func:`kernel_ridge_t_learner`: a T-learner (Künzel et al., 2019), one Gaussian
-  kernel ridge regression per arm, :math:`\hat\tau(x) = \hat\mu_1(x) - \hat\mu_0(x)`.
+* :func:`kernel_ridge_t_learner`: a T-learner, one Gaussian kernel ridge regression
+  per arm, :math:`\hat\tau(x) = \hat\mu_1(x) - \hat\mu_0(x)`.
 """
 
 from __future__ import annotations

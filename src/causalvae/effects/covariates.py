@@ -43,7 +43,7 @@ class MixedCovariateModel(Model):
 
 
 def binary_columns(covariates: np.ndarray) -> np.ndarray:
-    """Return a ``(covariates,)`` bool mask, true where a column holds only 0 and 1."""
+    """Return a ``(covariates,)`` bool mask, true for columns of only 0 and 1."""
     return np.isin(covariates, (0.0, 1.0)).all(axis=0)
 
 

@@ -8,11 +8,11 @@ The estimands, for units with covariates :math:`x_i`:
     \qquad
     \mathrm{ATE} = \frac{1}{n} \sum_{i=1}^{n} \mathrm{ITE}_i .
 
-The ATE interval is a percentile bootstrap over units (Efron and Tibshirani, 1993):
-the units' estimated ITEs are resampled with replacement and the ATE recomputed.
-It covers the sampling variation of the units with the fitted model held fixed. It
-does not cover the uncertainty of training the model, nor any bias from
-confounding that the covariates do not reveal.
+The ATE interval is a percentile bootstrap over units: the units' estimated ITEs
+are resampled with replacement and the ATE recomputed. It covers the sampling
+variation of the units with the fitted model held fixed. It does not cover the
+uncertainty of training the model, nor any bias from confounding that the
+covariates do not reveal.
 """
 
 from __future__ import annotations

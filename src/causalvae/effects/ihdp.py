@@ -77,7 +77,7 @@ class IhdpSplit:
 
 
 def resolve_ihdp_dir(data_dir: str | Path | None = None) -> Path:
-    """Return the folder that holds ``ihdp_npci_1.csv``.
+    """Return the folder that contains ``ihdp_npci_1.csv``.
 
     :param data_dir: the folder; ``None`` tries :data:`DEFAULT_IHDP_DIR` relative to
         the current directory, then relative to the repository root.
@@ -95,7 +95,7 @@ def resolve_ihdp_dir(data_dir: str | Path | None = None) -> Path:
     tried = ", ".join(str(c) for c in candidates)
     raise FileNotFoundError(
         f"IHDP data not found: no {first_file} in {tried}. Pass the folder that "
-        f"holds ihdp_npci_1.csv ... ihdp_npci_{NUM_REPLICATIONS}.csv as the data "
+        f"contains ihdp_npci_1.csv ... ihdp_npci_{NUM_REPLICATIONS}.csv as the data "
         "directory"
     )
 

@@ -139,25 +139,12 @@ def image_features(images: np.ndarray, kind: ImageFeatures = "moments") -> np.nd
     mean_column = (weights * columns).sum(axis=(1, 2))
     d_row = rows[None] - mean_row[:, None, None]
     d_column = columns[None] - mean_column[:, None, None]
-    covariance = np.stack(
-        [
-            np.stack(
-                [
-                    (weights * d_column**2).sum((1, 2)),
-                    (weights * d_column * d_row).sum((1, 2)),
-                ],
-                -1,
-            ),
-            np.stack(
-                [
-                    (weights * d_column * d_row).sum((1, 2)),
-                    (weights * d_row**2).sum((1, 2)),
-                ],
-                -1,
-            ),
-        ],
-        axis=-2,
-    )
+    # Covariance of the lit pixels' (column, row) coordinates, (units, 2, 2).
+    covariance = np.empty((units, 2, 2))
+    covariance[:, 0, 0] = (weights * d_column**2).sum(axis=(1, 2))
+    covariance[:, 1, 1] = (weights * d_row**2).sum(axis=(1, 2))
+    covariance[:, 0, 1] = (weights * d_column * d_row).sum(axis=(1, 2))
+    covariance[:, 1, 0] = covariance[:, 0, 1]
     spreads = np.sqrt(np.linalg.eigvalsh(covariance)[:, ::-1])
     return np.column_stack(
         [

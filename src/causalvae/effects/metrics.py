@@ -10,7 +10,8 @@ For units :math:`i = 1, \dots, n` with true individual effects
     \epsilon_{\mathrm{ATE}} = \Bigl| \frac{1}{n} \sum_i \hat\tau_i
         - \frac{1}{n} \sum_i \tau_i \Bigr|.
 
-PEHE, the precision in estimation of heterogeneous effects, is from Hill (2011).
+PEHE is the precision in estimation of heterogeneous effects, the usual score of
+individual effects on IHDP.
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 divergence guard.
 
 ``pyro.contrib.cevae.CEVAE.fit`` (Pyro 1.9) trains for a fixed number of epochs and
-stops with an ``AssertionError`` on a NaN loss. This loop drives the same pieces, the
-CEVAE ``model``, ``guide`` and :class:`~pyro.contrib.cevae.TraceCausalEffect_ELBO`,
-with the optimizer of ``CEVAE.fit`` (Adam with L2 weight decay, gradient-norm
-clipping and an exponential learning-rate decay), and adds what that method lacks:
-the validation loss after every epoch, the weights of the best epoch, early stopping
-and a typed error when the loss diverges.
+stops with an ``AssertionError`` on a NaN loss. This loop drives the same pieces: the
+CEVAE ``model`` and ``guide`` and :class:`~pyro.contrib.cevae.TraceCausalEffect_ELBO`.
+Like ``CEVAE.fit`` it uses Adam with L2 weight decay, gradient clipping and an optional
+exponential learning-rate decay, but it clips the total gradient norm rather than each
+element. It adds what that method lacks: the validation loss after every epoch, the
+weights of the best epoch, early stopping and a typed error when the loss diverges.
 """
 
 from __future__ import annotations

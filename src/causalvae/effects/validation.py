@@ -264,7 +264,7 @@ def _resolve_outcome_family(
 
 
 def _list_labels(labels: pd.Index) -> str:
-    shown = ", ".join(str(label) for label in labels[:_MAX_LISTED])
+    listed = ", ".join(str(label) for label in labels[:_MAX_LISTED])
     if len(labels) > _MAX_LISTED:
-        shown += f" and {len(labels) - _MAX_LISTED} more"
-    return shown
+        listed += f" and {len(labels) - _MAX_LISTED} more"
+    return listed
