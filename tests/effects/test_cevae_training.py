@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
+import pyro
 import pytest
 import torch
 from pyro.contrib.cevae import TraceCausalEffect_ELBO
@@ -200,11 +202,50 @@ def test_invalid_training_settings_rejected(field, value):
         TrainingSettings(**{field: value})
 
 
-def test_ite_matches_potential_outcomes():
+@pytest.mark.parametrize("abduction", ["per_arm", "sampled"])
+def test_ite_matches_potential_outcomes(abduction):
     train, validation = make_splits()
-    fitted = fit_cevae_arrays(train, validation, "continuous", config=TINY)
+    config = dataclasses.replace(TINY, abduction=abduction)
+    fitted = fit_cevae_arrays(train, validation, "continuous", config=config)
 
     ite = fitted.ite(validation[0], seed=4)
     y0, y1 = fitted.potential_outcomes(validation[0], seed=4)
 
     assert np.allclose(ite, y1 - y0, atol=1e-5)
+
+
+def test_sampled_abduction_is_pyros_ite():
+    train, validation = make_splits()
+    config = dataclasses.replace(TINY, abduction="sampled")
+    fitted = fit_cevae_arrays(train, validation, "continuous", config=config)
+    x = torch.as_tensor(validation[0], dtype=torch.float32)
+
+    ours = fitted.ite(validation[0], num_samples=1, seed=5)
+    with pyro.settings.context(module_local_params=True):
+        torch.manual_seed(5)
+        pyros = fitted.cevae.ite(x, num_samples=1).double().numpy()
+
+    assert np.allclose(ours, pyros * fitted.outcome_scale, atol=1e-5)
+
+
+def test_per_arm_abduction_feeds_the_arm_to_the_guide():
+    train, validation = make_splits()
+    fitted = fit_cevae_arrays(train, validation, "continuous", config=TINY)
+    seen = []
+    guide = fitted.cevae.guide
+    original = type(guide).z_dist
+
+    def recording(self, y, t, x):
+        seen.append(t.clone())
+        return original(self, y, t, x)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(guide), "z_dist", recording)
+        fitted.potential_outcomes(validation[0], num_samples=1)
+
+    assert [set(t.tolist()) for t in seen] == [{0.0}, {1.0}]
+
+
+def test_unknown_abduction_rejected():
+    with pytest.raises(ValueError, match="per_arm or sampled"):
+        CevaeConfig(abduction="guess")

@@ -14,8 +14,9 @@ and the individual treatment effect of a unit with covariates ``x`` is
 
     \mathrm{ITE}(x) = \mathbb{E}[y \mid x, do(t=1)] - \mathbb{E}[y \mid x, do(t=0)],
 
-computed by :meth:`pyro.contrib.cevae.CEVAE.ite` from samples of the guide's
-``q(z | x, t, y)``, with ``t`` and ``y`` drawn from ``q(t | x)`` and ``q(y | t, x)``.
+estimated from draws of the guide's ``q(z | x, t, y)``, with ``y`` drawn from
+``q(y | t, x)`` and ``t`` set to each arm in turn (or drawn from ``q(t | x)``, as
+:meth:`pyro.contrib.cevae.CEVAE.ite` does; see :class:`CevaeConfig`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from causalvae.effects.validation import ResolvedOutcomeFamily
 logger = logging.getLogger(__name__)
 
 CovariateLikelihood = Literal["mixed", "normal"]
+Abduction = Literal["per_arm", "sampled"]
 
 PREDICTION_BATCH_SIZE = 1024
 """Units per batch when computing effects, which bounds memory at
@@ -73,6 +75,11 @@ class CevaeConfig:
     :ivar covariate_likelihood: ``"mixed"`` models covariates whose values are all 0
         or 1 as Bernoulli, as Louizos et al. (2017) do, and the others as Normal;
         ``"normal"`` keeps Pyro's Normal for every covariate.
+    :ivar abduction: the treatment fed to the guide when inferring ``z`` for an
+        effect. ``"per_arm"`` feeds ``t = 0`` to estimate ``E[y | do(t=0)]`` and
+        ``t = 1`` for ``E[y | do(t=1)]``, as the code released with Louizos et al.
+        (2017) does; ``"sampled"`` draws ``t ~ q(t | x)`` once for both, as
+        Pyro's :meth:`~pyro.contrib.cevae.CEVAE.ite` does.
     :ivar retry_learning_rate_factor: the learning rate of the single retry after a
         diverged fit is the first one times this factor.
     :ivar training: optimisation settings.
@@ -83,6 +90,7 @@ class CevaeConfig:
     num_layers: int = 3
     ite_samples: int = 100
     covariate_likelihood: CovariateLikelihood = "mixed"
+    abduction: Abduction = "per_arm"
     retry_learning_rate_factor: float = 0.1
     training: TrainingSettings = field(default_factory=TrainingSettings)
 
@@ -95,6 +103,10 @@ class CevaeConfig:
             raise ValueError(
                 f"unknown covariate_likelihood {self.covariate_likelihood!r}; "
                 "choose mixed or normal"
+            )
+        if self.abduction not in ("per_arm", "sampled"):
+            raise ValueError(
+                f"unknown abduction {self.abduction!r}; choose per_arm or sampled"
             )
         if not 0 < self.retry_learning_rate_factor < 1:
             raise ValueError(
@@ -132,12 +144,19 @@ class FittedCevae:
     ) -> np.ndarray:
         """Estimate the individual treatment effect of each unit, in outcome units.
 
+        With ``config.abduction == "sampled"`` this averages calls of Pyro's
+        :meth:`~pyro.contrib.cevae.CEVAE.ite`; with ``"per_arm"`` it is the
+        difference of :meth:`potential_outcomes`.
+
         :param covariates: ``(units, covariates)`` in the columns used for fitting.
-        :param num_samples: draws of ``(t, y, z)`` from the guide per unit; default
+        :param num_samples: draws from the guide per unit; default
             ``config.ite_samples``.
         :param seed: seed of the draws; the global random state is left unchanged.
         :return: ``(units,)`` float64.
         """
+        if self.config.abduction == "per_arm":
+            y0, y1 = self.potential_outcomes(covariates, num_samples, seed)
+            return y1 - y0
         x = self._as_tensor(covariates)
         num_samples = num_samples or self.config.ite_samples
         total = torch.zeros(len(x), dtype=torch.float64)
@@ -161,16 +180,20 @@ class FittedCevae:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Estimate ``E[y | x, do(t=0)]`` and ``E[y | x, do(t=1)]`` per unit.
 
-        Uses the abduction of :meth:`pyro.contrib.cevae.CEVAE.ite`: ``t``, ``y`` and
-        ``z`` are drawn from the guide, then the model's outcome mean is read under
-        ``do(t=0)`` and ``do(t=1)``, averaged over ``num_samples`` draws as in
-        :meth:`ite`. With the same ``seed`` and ``num_samples``, ``y1 - y0`` equals
-        :meth:`ite` up to float rounding.
+        Abduction draws ``z`` from the guide ``q(z | x, t, y)``, with ``y`` drawn
+        from ``q(y | t, x)``; the model's outcome mean is then read under
+        ``do(t)``, and the means are averaged over ``num_samples`` draws.
+        ``config.abduction`` sets the ``t`` fed to the guide: ``"per_arm"`` feeds
+        the arm being estimated, ``"sampled"`` draws one ``t ~ q(t | x)`` shared by
+        both arms, as :meth:`pyro.contrib.cevae.CEVAE.ite` does. With the same
+        ``seed`` and ``num_samples``, ``y1 - y0`` equals :meth:`ite` up to float
+        rounding.
 
         :return: two ``(units,)`` float64 arrays in outcome units.
         """
         x = self.cevae.whiten(self._as_tensor(covariates))
         num_samples = num_samples or self.config.ite_samples
+        per_arm = self.config.abduction == "per_arm"
         totals = {t: torch.zeros(len(x), dtype=torch.float64) for t in (0, 1)}
         with (
             _seeded(seed),
@@ -180,21 +203,14 @@ class FittedCevae:
             for _ in range(num_samples):
                 means: dict[int, list[torch.Tensor]] = {0: [], 1: []}
                 for batch in torch.split(x, PREDICTION_BATCH_SIZE):
-                    with pyro.plate("num_particles", 1, dim=-2):
-                        # Abduction: draw t, y and z from the guide; only z is kept.
-                        with (
-                            poutine.trace() as guide_trace,
-                            poutine.block(hide=["y", "t"]),
-                        ):
-                            self.cevae.guide(batch)
-                        # Action and prediction: the outcome mean under each arm.
-                        for treatment in (0, 1):
-                            intervention = {"t": torch.tensor(float(treatment))}
-                            with poutine.do(data=intervention):
-                                mean = poutine.replay(
-                                    self.cevae.model.y_mean, guide_trace.trace
-                                )(batch)
-                            means[treatment].append(mean.mean(0))
+                    shared = None if per_arm else self._abduct(batch, None)
+                    for treatment in (0, 1):
+                        trace = self._abduct(batch, treatment) if per_arm else shared
+                        # Action and prediction: the outcome mean under do(t).
+                        intervention = {"t": torch.tensor(float(treatment))}
+                        with poutine.do(data=intervention):
+                            mean = poutine.replay(self.cevae.model.y_mean, trace)(batch)
+                        means[treatment].append(mean)
                 for treatment in (0, 1):
                     totals[treatment] += torch.cat(means[treatment]).double()
         y0, y1 = (
@@ -202,6 +218,21 @@ class FittedCevae:
             for t in (0, 1)
         )
         return y0, y1
+
+    def _abduct(self, x: torch.Tensor, treatment: int | None) -> poutine.Trace:
+        """Trace one draw of the guide for whitened ``x``, with ``t`` fixed to
+        ``treatment`` or, for ``None``, drawn from ``q(t | x)``. The ``t`` and
+        ``y`` sites are hidden, so replaying the trace reuses only ``z``."""
+        fixed = (
+            {} if treatment is None else {"t": torch.full((len(x),), float(treatment))}
+        )
+        with (
+            poutine.trace() as guide_trace,
+            poutine.block(hide=["y", "t"]),
+            poutine.condition(data=fixed),
+        ):
+            self.cevae.guide(x)
+        return guide_trace.trace
 
     def _as_tensor(self, covariates: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(covariates, dtype=np.float32))
