@@ -40,12 +40,13 @@ def test_moments_grow_with_square_side():
     assert np.all(np.diff(features[:, 1]) > 0)
 
 
-def test_pixel_blocks_average_8_by_8():
-    features = image_features(square(8, top=0, left=0)[None], "pixels")
+def test_pixels_are_the_raw_image_row_by_row():
+    image = square(2, top=1, left=3)
 
-    assert features.shape == (1, 64)
-    assert features[0, 0] == 1.0
-    assert features[0, 1:].sum() == 0.0
+    features = image_features(image[None], "pixels")
+
+    assert features.shape == (1, 4096)
+    assert np.flatnonzero(features[0]).tolist() == [67, 68, 131, 132]
 
 
 def test_empty_image_rejected():
