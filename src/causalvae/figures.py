@@ -47,8 +47,9 @@ PIXEL_SCALE = 2
 """Device pixels per image pixel, a whole number so that pixels stay sharp."""
 CELL_GAP = 4
 """Image pixels between neighbouring cells."""
-CELL_TITLE_GAP = 12
-"""Extra image pixels above each row when every cell has a title."""
+CELL_TITLE_GAP = 14
+"""Extra image pixels above each row when every cell has a title: two lines at 7
+points."""
 MARGIN_PX = 10
 LABEL_PX = 180
 """Width of the row-label margin in device pixels, enough for ``orientation 185° → 92°``

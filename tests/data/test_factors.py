@@ -143,7 +143,10 @@ def test_describe_factors_is_json_ready() -> None:
 
 
 def test_format_factors_line() -> None:
-    assert format_factors(np.array([0, 0, 0, 1, 2])) == "square s=0.5 θ=0.00 x=1 y=2"
+    assert format_factors(np.array([0, 0, 0, 1, 2])) == "square s=0.5 θ=0° x=1 y=2"
+    assert format_factors(np.array([2, 5, 20, 0, 31])) == "heart s=1.0 θ=185° x=0 y=31"
+    two_lines = format_factors(np.array([2, 5, 20, 0, 31]), two_lines=True)
+    assert two_lines == "heart s=1.0 θ=185°\nx=0 y=31"
 
 
 def test_describe_factors_rejects_batch() -> None:

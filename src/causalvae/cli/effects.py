@@ -327,7 +327,7 @@ def ihdp_command(
     type=click.Choice(["moments", "pixels"]),
     default="moments",
     show_default=True,
-    help="Image features given to the estimators: 5 shape moments or 8x8 block means.",
+    help="Image features given to the estimators: 5 shape moments or 4096 raw pixels.",
 )
 @click.option(
     "--epochs",

@@ -260,7 +260,7 @@ def _sample_command(kind: str) -> click.Command:
         run = queries.intervene if kind == "intervene" else queries.condition
         samples = run(model, assignment, num_samples)
         output.mkdir(parents=True, exist_ok=True)
-        titles = [format_factors(f.numpy()) for f in samples.factors]
+        titles = [format_factors(f.numpy(), two_lines=True) for f in samples.factors]
         figure = save_image_grid(output / f"{kind}.png", samples.images, titles=titles)
         answer = {
             "query": kind,

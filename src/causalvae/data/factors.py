@@ -119,12 +119,15 @@ def describe_factors(classes: np.ndarray) -> dict[str, Any]:
     }
 
 
-def format_factors(classes: np.ndarray) -> str:
-    """Format one image's factors on one line, such as for a figure title.
+def format_factors(classes: np.ndarray, two_lines: bool = False) -> str:
+    """Format one image's factors as text, such as for a figure title.
 
     :param classes: class indices ``(5,)``.
-    :returns: for example ``"heart s=0.8 θ=1.61 x=12 y=3"``: the shape name, the
-        scale and orientation values, and the position class indices.
+    :param two_lines: put the position on a second line, for titles of narrow
+        figure cells.
+    :returns: for example ``"heart s=0.8 θ=92° x=12 y=3"``: the shape name, the
+        scale value, the orientation in degrees as the figures show it, and the
+        position class indices.
     """
     classes = validate_classes(classes)
     if classes.shape != (5,):
@@ -132,8 +135,10 @@ def format_factors(classes: np.ndarray) -> str:
             f"expected the classes of one image, shape (5,), got {classes.shape}"
         )
     values = classes_to_values(classes)
+    separator = "\n" if two_lines else " "
     return (
-        f"{SHAPE_NAMES[int(classes[0])]} s={values[1]:.1f} θ={values[2]:.2f} "
+        f"{SHAPE_NAMES[int(classes[0])]} s={values[1]:.1f} "
+        f"θ={np.degrees(values[2]):.0f}°{separator}"
         f"x={classes[3]} y={classes[4]}"
     )
 
