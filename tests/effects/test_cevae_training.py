@@ -13,10 +13,12 @@ from pyro.contrib.cevae import TraceCausalEffect_ELBO
 
 from causalvae.effects import (
     CevaeConfig,
+    FittedCevae,
     TrainingDivergedError,
     TrainingSettings,
     fit_cevae_arrays,
 )
+from causalvae.effects.outcomes import LOC_MARGIN, JohnsonSUNet
 
 TINY = CevaeConfig(
     latent_dim=2,
@@ -203,9 +205,12 @@ def test_invalid_training_settings_rejected(field, value):
 
 
 @pytest.mark.parametrize("abduction", ["per_arm", "sampled"])
-def test_ite_matches_potential_outcomes(abduction):
+@pytest.mark.parametrize("likelihood", ["normal", "johnson_su"])
+def test_ite_matches_potential_outcomes(abduction, likelihood):
     train, validation = make_splits()
-    config = dataclasses.replace(TINY, abduction=abduction)
+    config = dataclasses.replace(
+        TINY, abduction=abduction, outcome_likelihood=likelihood
+    )
     fitted = fit_cevae_arrays(train, validation, "continuous", config=config)
 
     ite = fitted.ite(validation[0], seed=4)
@@ -246,6 +251,42 @@ def test_per_arm_abduction_feeds_the_arm_to_the_guide():
     assert [set(t.tolist()) for t in seen] == [{0.0}, {1.0}]
 
 
+def test_johnson_su_outcome_used_when_configured():
+    train, validation = make_splits()
+    config = dataclasses.replace(TINY, outcome_likelihood="johnson_su")
+
+    fitted = fit_cevae_arrays(train, validation, "continuous", config=config)
+
+    for nets in (fitted.cevae.model, fitted.cevae.guide):
+        assert isinstance(nets.y0_nn, JohnsonSUNet)
+        assert isinstance(nets.y1_nn, JohnsonSUNet)
+    # The mean stays within the training outcomes' range widened by the margin.
+    y_train = (train[2] - fitted.outcome_loc) / fitted.outcome_scale
+    assert float(fitted.cevae.model.y0_nn.loc_high) == pytest.approx(
+        np.arcsinh(y_train.max()) + LOC_MARGIN, rel=1e-5
+    )
+
+
+def test_unknown_outcome_likelihood_rejected():
+    with pytest.raises(ValueError, match="johnson_su or normal"):
+        CevaeConfig(outcome_likelihood="gamma")
+
+
 def test_unknown_abduction_rejected():
     with pytest.raises(ValueError, match="per_arm or sampled"):
         CevaeConfig(abduction="guess")
+
+
+def test_non_finite_effects_count_as_divergence(monkeypatch):
+    def nan_outcomes(self, covariates, num_samples=None, seed=0):
+        nan = np.full(len(covariates), np.nan)
+        return nan, nan
+
+    monkeypatch.setattr(FittedCevae, "potential_outcomes", nan_outcomes)
+    train, validation = make_splits()
+
+    with pytest.raises(TrainingDivergedError) as caught:
+        fit_cevae_arrays(train, validation, "continuous", config=TINY)
+
+    assert "effects on validation units are not finite" in str(caught.value)
+    assert len(caught.value.attempts) == 2

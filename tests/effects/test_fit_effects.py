@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from causalvae.effects import (
     CevaeConfig,
     EffectsInputError,
+    TrainingHistory,
     TrainingSettings,
     fit_effects,
     write_effect_outputs,
@@ -110,7 +112,7 @@ def test_binary_outcome_fit():
         training=TrainingSettings(epochs=5),
     )
 
-    fit = fit_effects(table, "t", "y", config=config, bootstrap_samples=50)
+    fit = fit_effects(table, "t", "y", config=config, bootstrap_samples=100)
 
     assert fit.data.outcome_family == "binary"
     assert -1 <= fit.ate <= 1
@@ -158,3 +160,78 @@ def test_bootstrap_interval_width_matches_standard_error():
     lower, upper = bootstrap_ate_interval(values, 0.95, 1000, np.random.default_rng(2))
 
     assert upper - lower == pytest.approx(2 * 1.96 / np.sqrt(2000), rel=0.15)
+
+
+def test_too_few_bootstrap_samples_rejected():
+    with pytest.raises(ValueError, match="at least 100, got 1"):
+        fit_effects(confounded_table(100), "t", "y", config=SMALL, bootstrap_samples=1)
+
+
+def test_summary_records_settings(confounded_fit, tmp_path):
+    outputs = write_effect_outputs(
+        confounded_fit, tmp_path / "out", input_path=tmp_path / "units.csv"
+    )
+
+    summary = json.loads(outputs.summary_json.read_text())
+    assert summary["seed"] == 0
+    assert summary["treatment"] == "t"
+    assert summary["outcome"] == "y"
+    assert summary["covariates"] == ["x0", "x1", "x2", "x3", "b0", "b1"]
+    assert summary["index_column"] is None
+    assert summary["validation_fraction"] == 0.3
+    assert summary["bootstrap_samples"] == 200
+    assert summary["interval_level"] == 0.95
+    assert summary["min_group_size"] == 10
+    assert summary["input"] == str(tmp_path / "units.csv")
+
+
+def test_named_index_labels_outputs(confounded_fit, tmp_path):
+    index = pd.Index(np.arange(1000, 1600), name="patient_id")
+    data = dataclasses.replace(confounded_fit.data, index=index)
+    fit = dataclasses.replace(confounded_fit, data=data)
+
+    outputs = write_effect_outputs(fit, tmp_path / "out")
+
+    written = pd.read_csv(outputs.ite_csv)
+    assert written.columns[0] == "patient_id"
+    assert written["patient_id"].iloc[0] == 1000
+    assert json.loads(outputs.summary_json.read_text())["index_column"] == "patient_id"
+
+
+def test_outputs_not_overwritten_by_default(confounded_fit, tmp_path):
+    write_effect_outputs(confounded_fit, tmp_path / "out")
+    (tmp_path / "out" / "summary.json").write_text("{}")
+
+    with pytest.raises(FileExistsError, match="overwrite=True") as error:
+        write_effect_outputs(confounded_fit, tmp_path / "out")
+
+    assert "summary.json" in str(error.value)
+    assert (tmp_path / "out" / "summary.json").read_text() == "{}"
+    write_effect_outputs(confounded_fit, tmp_path / "out", overwrite=True)
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["ate"] == (
+        pytest.approx(confounded_fit.ate)
+    )
+
+
+def with_history(fit, epochs_run: int, best_epoch: int, patience: int | None):
+    """``fit`` with a replaced training history and patience."""
+    history = TrainingHistory(train_loss=[1.0] * epochs_run, best_epoch=best_epoch)
+    training = dataclasses.replace(fit.model.config.training, patience=patience)
+    config = dataclasses.replace(fit.model.config, training=training)
+    model = dataclasses.replace(fit.model, history=history, config=config)
+    return dataclasses.replace(fit, model=model)
+
+
+@pytest.mark.parametrize(
+    ("epochs_run", "best_epoch", "patience", "stopped_early"),
+    [
+        (50, 10, 40, True),  # 40 epochs without improvement: early stop
+        (60, 30, 40, False),  # ran to the limit while still improving recently
+        (60, 60, None, False),  # no patience, so never an early stop
+    ],
+)
+def test_stopped_early(confounded_fit, epochs_run, best_epoch, patience, stopped_early):
+    fit = with_history(confounded_fit, epochs_run, best_epoch, patience)
+
+    assert fit.stopped_early is stopped_early
+    assert fit.summary()["training"]["stopped_early"] is stopped_early

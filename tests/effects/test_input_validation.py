@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from causalvae.effects import EffectsInputError, read_table, validate_effect_data
+from causalvae.effects.validation import PANDAS_INDEX_COLUMN, identifier_columns
 
 
 def make_table(num_units: int = 40) -> pd.DataFrame:
@@ -221,3 +222,179 @@ def test_read_table_empty_file(tmp_path):
 
     with pytest.raises(EffectsInputError, match="could not read"):
         read_table(path)
+
+
+def test_header_only_file_has_no_rows(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text("t,y,a,b\n")
+
+    with pytest.raises(EffectsInputError, match="no data rows") as error:
+        read_table(path)
+
+    assert "non-numeric" not in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_empty_frame_has_no_rows():
+    empty = make_table().iloc[:0]
+
+    with pytest.raises(EffectsInputError, match="the table has no rows"):
+        validate_effect_data(empty, "t", "y")
+
+
+def test_truncated_last_row_named(tmp_path):
+    path = tmp_path / "cut.csv"
+    path.write_text("t,y,a,b\n0,1.5,0.2,1\n1,2.5,0.3,0\n1,2.")
+
+    with pytest.raises(EffectsInputError, match="looks truncated") as error:
+        read_table(path)
+
+    message = str(error.value)
+    assert str(path) in message
+    assert "row 3" in message
+    assert "2 of 4 fields" in message
+
+
+def test_last_row_without_newline_accepted(tmp_path):
+    path = tmp_path / "complete.csv"
+    path.write_text("t,y,a,b\n0,1.5,0.2,1\n1,2.5,0.3,0")
+
+    frame = read_table(path)
+
+    assert len(frame) == 2
+    assert frame["b"].tolist() == [1, 0]
+
+
+def test_short_last_row_with_newline_is_missing_data(tmp_path):
+    # A final newline means the writer finished the row, so the gaps are NaN.
+    path = tmp_path / "gaps.csv"
+    path.write_text("t,y,a,b\n0,1.5,0.2,1\n1,2.5\n")
+
+    frame = read_table(path)
+
+    assert frame["a"].isna().tolist() == [False, True]
+
+
+def test_index_column_becomes_row_labels(tmp_path):
+    path = tmp_path / "units.csv"
+    table = make_table()
+    table.insert(0, "patient_id", np.arange(500, 540))
+    table.to_csv(path, index=False)
+
+    frame = read_table(path, index_column="patient_id")
+    data = validate_effect_data(frame, "t", "y")
+
+    assert "patient_id" not in frame.columns
+    assert frame.index.name == "patient_id"
+    assert data.covariate_names == ("a", "b")
+    assert list(data.index[:2]) == [500, 501]
+
+
+def test_pandas_index_detected(tmp_path):
+    path = tmp_path / "units.csv"
+    make_table().to_csv(path)
+
+    frame = read_table(path)
+
+    assert frame.index.name == PANDAS_INDEX_COLUMN
+    assert list(frame.columns) == ["t", "y", "a", "b"]
+    assert list(frame.index[:3]) == [0, 1, 2]
+
+
+def test_missing_index_column_rejected(tmp_path):
+    path = tmp_path / "units.csv"
+    make_table().to_csv(path, index=False)
+
+    with pytest.raises(EffectsInputError, match="index column 'unit_id' not found"):
+        read_table(path, index_column="unit_id")
+
+
+def test_repeated_index_labels_rejected(tmp_path):
+    path = tmp_path / "units.csv"
+    table = make_table()
+    table.insert(0, "unit_id", np.arange(40) % 20)
+    table.to_csv(path, index=False)
+
+    with pytest.raises(EffectsInputError, match="repeats row labels 0, 1, 2"):
+        read_table(path, index_column="unit_id")
+
+
+@pytest.mark.parametrize("name", ["id", "ID", "patient_id", "index"])
+def test_identifier_column_rejected_as_default_covariate(name):
+    table = make_table()
+    table[name] = np.arange(100, 140)
+
+    with pytest.raises(EffectsInputError, match="look like row identifiers") as error:
+        validate_effect_data(table, "t", "y")
+
+    assert repr(name) in str(error.value)
+    assert f"set_index({name!r})" in str(error.value)
+
+
+def test_identifier_column_kept_when_covariates_named():
+    table = make_table()
+    table["id"] = np.arange(100, 140)
+
+    data = validate_effect_data(table, "t", "y", covariates=["a", "id"])
+
+    assert data.covariate_names == ("a", "id")
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("id", np.arange(40) % 10),  # repeated values: a category, not an ID
+        ("id", np.linspace(0, 1, 40)),  # not integers
+        ("width", np.arange(40)),  # not an identifier name
+        ("valid", np.arange(40)),  # ends in "id" without the underscore
+    ],
+)
+def test_identifier_detection_needs_name_and_distinct_integers(name, values):
+    table = make_table()
+    table[name] = values
+
+    assert identifier_columns(table) == []
+
+
+def test_yes_no_treatment_advised_to_recode():
+    table = make_table()
+    table["t"] = np.where(table["t"] == 1, "yes", "no")
+
+    with pytest.raises(EffectsInputError) as error:
+        validate_effect_data(table, "t", "y")
+
+    message = str(error.value)
+    assert "recode it as 0 (control) / 1 (treated)" in message
+    assert "'no', 'yes'" in message or "'yes', 'no'" in message
+    assert "get_dummies" not in message
+
+
+def test_two_label_covariate_advised_to_recode():
+    table = make_table()
+    table["b"] = np.where(table["b"] == 1, "smoker", "non-smoker")
+
+    with pytest.raises(EffectsInputError, match="recode it as one 0/1 column"):
+        validate_effect_data(table, "t", "y")
+
+
+def test_many_label_covariate_advised_to_use_indicators():
+    table = make_table()
+    table["b"] = ["red", "green", "blue", "grey"] * 10
+
+    with pytest.raises(EffectsInputError, match="get_dummies"):
+        validate_effect_data(table, "t", "y")
+
+
+def test_constant_column_names_its_value():
+    table = make_table()
+    table["a"] = 3.5
+
+    with pytest.raises(EffectsInputError, match=r"'a' \(every value 3.5\)"):
+        validate_effect_data(table, "t", "y")
+
+
+def test_column_names_recorded():
+    data = validate_effect_data(make_table(), "t", "y")
+
+    assert data.treatment_name == "t"
+    assert data.outcome_name == "y"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from tqdm import tqdm
@@ -19,16 +20,26 @@ from causalvae.effects import (
     TrainingDivergedError,
     TrainingSettings,
 )
+from causalvae.effects.fit import MIN_BOOTSTRAP_SAMPLES
 from causalvae.effects.images import DSPRITES_CONFIG
 from causalvae.effects.training import EpochCallback
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from causalvae.effects import EffectFit
 
 _CEVAE_DEFAULTS = CevaeConfig()
 _TRAINING_DEFAULTS = TrainingSettings()
 _IHDP_TRAINING = IHDP_CONFIG.training
 _DSPRITES_TRAINING = DSPRITES_CONFIG.training
+IHDP_OUTPUT_FILES = ("ihdp_scores.csv", "ihdp_summary.md")
+DSPRITES_OUTPUT_FILES = ("dsprites_effects.json", "dsprites_effects.md")
 
 
-@click.group("effects")
+@click.group(
+    "effects", short_help="Estimate treatment effects with hidden confounders."
+)
 def cli() -> None:
     """Estimate treatment effects when the confounder is seen only through proxies."""
     # Pyro's CEVAE logs every prediction batch at INFO through its own handler.
@@ -36,14 +47,22 @@ def cli() -> None:
         logging.getLogger("pyro.contrib.cevae").setLevel(logging.WARNING)
 
 
-@cli.command("fit")
+@cli.command("fit", short_help="Estimate the ATE and ITEs of a CSV table.")
 @click.argument("table", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--treatment", required=True, help="Name of the 0/1 treatment column.")
 @click.option("--outcome", required=True, help="Name of the outcome column.")
 @click.option(
     "--covariates",
     default=None,
-    help="Comma-separated covariate columns [default: every other column].",
+    help="Comma-separated covariate columns [default: every other column, "
+    "except the index column].",
+)
+@click.option(
+    "--index-column",
+    default=None,
+    help="Column of unique row labels, such as a unit ID; it labels the rows of "
+    "ite.csv and is not a covariate [default: an unnamed first column, as "
+    "pandas writes an index, else none].",
 )
 @click.option(
     "--outcome-family",
@@ -71,7 +90,7 @@ def cli() -> None:
     type=click.FloatRange(min=0, min_open=True),
     default=_TRAINING_DEFAULTS.learning_rate,
     show_default=True,
-    help="Initial Adam learning rate.",
+    help="Adam learning rate, constant during training.",
 )
 @click.option(
     "--batch-size",
@@ -106,7 +125,7 @@ def cli() -> None:
     type=click.IntRange(min=1),
     default=_CEVAE_DEFAULTS.ite_samples,
     show_default=True,
-    help="Latent samples per unit when estimating effects.",
+    help="Guide draws per unit when computing effects.",
 )
 @click.option(
     "--validation-fraction",
@@ -124,18 +143,23 @@ def cli() -> None:
 )
 @click.option(
     "--bootstrap-samples",
-    type=click.IntRange(min=1),
+    type=int,
     default=1000,
     show_default=True,
-    help="Bootstrap resamples for the ATE interval.",
+    callback=lambda _context, _parameter, value: _check_bootstrap_samples(value),
+    help=f"Bootstrap resamples for the ATE interval, at least {MIN_BOOTSTRAP_SAMPLES}.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option(
+    "-o",
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("runs/effects"),
     show_default=True,
     help="Folder for ite.csv, summary.json and ite_distribution.png.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace the files of an earlier run in -o."
 )
 @click.pass_context
 def fit_command(
@@ -144,6 +168,7 @@ def fit_command(
     treatment: str,
     outcome: str,
     covariates: str | None,
+    index_column: str | None,
     outcome_family: str,
     epochs: int,
     patience: int,
@@ -158,9 +183,16 @@ def fit_command(
     bootstrap_samples: int,
     seed: int,
     output_dir: Path,
+    overwrite: bool,
 ) -> None:
     """Estimate the ATE and per-unit ITEs of the table in TABLE (a CSV file)."""
-    from causalvae.effects import fit_effects, read_table, write_effect_outputs
+    from causalvae.effects import (
+        fit_effects,
+        read_table,
+        validate_effect_data,
+        write_effect_outputs,
+    )
+    from causalvae.effects.outputs import OUTPUT_FILES
 
     with _setting_errors():
         config = CevaeConfig(
@@ -181,8 +213,24 @@ def fit_command(
         covariate_names = [
             name.strip() for name in covariates.split(",") if name.strip()
         ]
+    _reject_earlier_outputs(output_dir, OUTPUT_FILES, overwrite)
+    with _user_errors():
+        frame = read_table(table, index_column)
+    _report_index(frame, table, index_column)
+    if covariate_names is None:
+        _reject_identifier_covariates(frame, treatment, outcome)
+
+    # Check the table before the progress bar is drawn; fit_effects checks again.
+    with _user_errors():
+        validate_effect_data(
+            frame,
+            treatment,
+            outcome,
+            covariate_names,
+            outcome_family,  # type: ignore[arg-type]
+        )
+
     with _user_errors(), _epoch_bar(ctx, epochs, "training") as on_epoch:
-        frame = read_table(table)
         fit = fit_effects(
             frame,
             treatment,
@@ -196,23 +244,94 @@ def fit_command(
             seed=seed,
             on_epoch=on_epoch,
         )
-        outputs = write_effect_outputs(fit, output_dir)
-    lower, upper = fit.ate_interval
-    click.echo(
-        f"ATE {fit.ate:.4g} ({100 * interval_level:g}% interval {lower:.4g} to "
-        f"{upper:.4g}, percentile bootstrap over units)"
-    )
+    with _user_errors():
+        outputs = write_effect_outputs(
+            fit, output_dir, input_path=table.resolve(), overwrite=overwrite
+        )
+    _report_fit(fit, outcome_family, quiet=_is_quiet(ctx))
     click.echo(f"per-unit effects: {outputs.ite_csv}")
     click.echo(f"summary: {outputs.summary_json}")
     click.echo(f"figure: {outputs.figure}")
 
 
-@cli.group("benchmark")
+def _report_index(frame: pd.DataFrame, table: Path, index_column: str | None) -> None:
+    """Say when the unnamed first column was taken as the row labels."""
+    from causalvae.effects.validation import PANDAS_INDEX_COLUMN
+
+    if index_column is None and frame.index.name == PANDAS_INDEX_COLUMN:
+        click.echo(
+            f"row labels: the unnamed first column of {table} (an index written by "
+            "pandas); it is not a covariate"
+        )
+
+
+def _reject_identifier_covariates(
+    frame: pd.DataFrame, treatment: str, outcome: str
+) -> None:
+    """Raise :class:`UserError` if a default covariate looks like a row identifier."""
+    from causalvae.effects.validation import identifier_columns
+
+    candidates = frame.drop(columns=[c for c in (treatment, outcome) if c in frame])
+    identifiers = identifier_columns(candidates)
+    if len(identifiers) == 1:
+        described = f"column {identifiers[0]!r} looks like a row identifier"
+    elif identifiers:
+        described = (
+            f"columns {', '.join(map(repr, identifiers))} look like row identifiers"
+        )
+    else:
+        return
+    raise UserError(
+        f"{described} (distinct integers under an identifier name) and would "
+        f"become a covariate. Pass --index-column {identifiers[0]} to use it as "
+        "the row labels, or name the covariates with --covariates"
+    )
+
+
+def _report_fit(fit: EffectFit, requested_family: str, quiet: bool) -> None:
+    """Print the ATE, the outcome family and how training ended, and warn unless
+    ``quiet`` when training ran to the epoch limit."""
+    from causalvae.effects.figures import format_same_precision
+
+    ate, lower, upper = format_same_precision([fit.ate, *fit.ate_interval])
+    click.echo(
+        f"ATE {ate} ({100 * fit.interval_level:g}% bootstrap interval over units, "
+        f"model held fixed: {lower} to {upper})"
+    )
+
+    family = fit.data.outcome_family
+    if requested_family == "auto":
+        reason = "every outcome is 0 or 1" if family == "binary" else "not all 0 or 1"
+        click.echo(f"outcome family: {family} (chosen by auto: {reason})")
+    else:
+        click.echo(f"outcome family: {family}")
+
+    history = fit.model.history
+    ending = "stopped early" if fit.stopped_early else "reached the epoch limit"
+    click.echo(
+        f"training: best epoch {history.best_epoch} of {history.epochs_run} run "
+        f"({ending})"
+    )
+    if history.retried:
+        click.echo(
+            f"training diverged once and was rerun with learning rate "
+            f"{history.learning_rate:g}"
+        )
+    if not fit.stopped_early and not quiet:
+        click.echo(
+            f"warning: training ran all {history.epochs_run} epochs without early "
+            "stopping, so the estimate may not have converged; rerun with a larger "
+            "--epochs",
+            err=True,
+        )
+
+
+@cli.group("benchmark", short_help="Score CEVAE on data with known true effects.")
 def benchmark() -> None:
     """Score CEVAE on semi-synthetic data whose true effects are known."""
 
 
-@benchmark.command("ihdp")
+@benchmark.command("ihdp", short_help="Run CEVAE and three baselines on IHDP.")
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -246,22 +365,26 @@ def benchmark() -> None:
     type=click.FloatRange(min=0, min_open=True),
     default=_IHDP_TRAINING.learning_rate,
     show_default=True,
-    help="Initial Adam learning rate.",
+    help="Adam learning rate, constant during training.",
 )
 @click.option(
     "--ite-samples",
     type=click.IntRange(min=1),
     default=IHDP_CONFIG.ite_samples,
     show_default=True,
-    help="Latent samples per unit when estimating effects.",
+    help="Guide draws per unit when computing effects.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="CEVAE seed.")
 @click.option(
+    "-o",
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("runs/effects-ihdp"),
     show_default=True,
     help="Folder for ihdp_scores.csv and ihdp_summary.md.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace the files of an earlier run in -o."
 )
 @click.pass_context
 def ihdp_command(
@@ -274,9 +397,11 @@ def ihdp_command(
     ite_samples: int,
     seed: int,
     output_dir: Path,
+    overwrite: bool,
 ) -> None:
     """Run CEVAE and three baselines on the IHDP replications."""
     from causalvae.effects.files import write_csv, write_text
+    from causalvae.effects.ihdp import resolve_ihdp_dir
     from causalvae.effects.ihdp_benchmark import (
         format_ihdp_markdown,
         run_ihdp_benchmark,
@@ -293,28 +418,39 @@ def ihdp_command(
                 learning_rate=learning_rate,
             ),
         )
+    _reject_earlier_outputs(output_dir, IHDP_OUTPUT_FILES, overwrite)
+    try:
+        folder = resolve_ihdp_dir(data_dir)
+    except FileNotFoundError as error:
+        raise UserError(f"{error} with --data-dir") from error
+
     quiet = _is_quiet(ctx)
     with (
         _user_errors(),
         tqdm(total=replications, desc="replications", disable=quiet) as bar,
     ):
         result = run_ihdp_benchmark(
-            data_dir,
+            folder,
             range(1, replications + 1),
             config=config,
             seed=seed,
             on_replication=lambda _replication, _rows: bar.update(),
         )
     markdown = format_ihdp_markdown(result)
-    scores_path = write_csv(result.rows, output_dir / "ihdp_scores.csv", index=False)
-    summary_path = write_text(markdown, output_dir / "ihdp_summary.md")
+    # Baseline rows have no epochs, which makes these columns float; Int64 keeps
+    # the epochs integers and leaves the baselines' cells empty.
+    scores = result.rows.astype({"best_epoch": "Int64", "epochs_run": "Int64"})
+    scores_path = write_csv(scores, output_dir / IHDP_OUTPUT_FILES[0], index=False)
+    summary_path = write_text(markdown, output_dir / IHDP_OUTPUT_FILES[1])
     click.echo(markdown)
     click.echo(f"{replications} replication(s) in {result.seconds:.0f} s")
     click.echo(f"scores: {scores_path}")
     click.echo(f"summary: {summary_path}")
 
 
-@benchmark.command("dsprites")
+@benchmark.command(
+    "dsprites", short_help="Run CEVAE on dSprites images as confounder proxies."
+)
 @click.option(
     "--units",
     type=click.IntRange(min=100),
@@ -338,11 +474,15 @@ def ihdp_command(
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option(
+    "-o",
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("runs/effects-dsprites"),
     show_default=True,
     help="Folder for dsprites_effects.json and dsprites_effects.md.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace the files of an earlier run in -o."
 )
 @click.pass_context
 def dsprites_command(
@@ -352,11 +492,13 @@ def dsprites_command(
     epochs: int,
     seed: int,
     output_dir: Path,
+    overwrite: bool,
 ) -> None:
     """Estimate an effect confounded by sprite scale, seen only through the image."""
     from causalvae.effects.files import write_json, write_text
     from causalvae.effects.images import run_dsprites_benchmark
 
+    _reject_earlier_outputs(output_dir, DSPRITES_OUTPUT_FILES, overwrite)
     with _setting_errors():
         config = dataclasses.replace(
             DSPRITES_CONFIG,
@@ -383,12 +525,45 @@ def dsprites_command(
         "seconds": result.seconds,
         "config": dataclasses.asdict(config),
     }
-    json_path = write_json(record, output_dir / "dsprites_effects.json")
-    markdown_path = write_text(markdown, output_dir / "dsprites_effects.md")
+    json_path = write_json(record, output_dir / DSPRITES_OUTPUT_FILES[0])
+    markdown_path = write_text(markdown, output_dir / DSPRITES_OUTPUT_FILES[1])
     click.echo(markdown)
-    ratio = errors["CEVAE"] / errors["difference in means"]
-    click.echo(f"CEVAE ATE error / difference-in-means ATE error: {ratio:.3f}")
+    click.echo(_compare_ate_errors(errors["CEVAE"], errors["difference in means"]))
     click.echo(f"results: {json_path}, {markdown_path}")
+
+
+def _compare_ate_errors(cevae_error: float, naive_error: float) -> str:
+    """Return a sentence that compares CEVAE's ATE error with the naive one."""
+    sentence = (
+        f"CEVAE's ATE error is {cevae_error:.3f}; the difference in means' ATE "
+        f"error is {naive_error:.3f}"
+    )
+    if naive_error > 0:
+        sentence += f", so CEVAE's is {100 * cevae_error / naive_error:.0f}% of it"
+    return sentence + "."
+
+
+def _check_bootstrap_samples(value: int) -> int:
+    if value < MIN_BOOTSTRAP_SAMPLES:
+        raise click.BadParameter(
+            f"{value} is too few; use at least {MIN_BOOTSTRAP_SAMPLES}, because a "
+            "percentile interval from fewer resamples is too coarse and can even "
+            "exclude the estimate"
+        )
+    return value
+
+
+def _reject_earlier_outputs(
+    output_dir: Path, names: Sequence[str], overwrite: bool
+) -> None:
+    """Raise :class:`UserError` if ``output_dir`` contains a file of ``names``,
+    unless ``overwrite`` is set."""
+    existing = [name for name in names if (output_dir / name).exists()]
+    if existing and not overwrite:
+        raise UserError(
+            f"{output_dir} already contains {', '.join(existing)} from an earlier "
+            "run; pass --overwrite to replace them, or choose another --output-dir"
+        )
 
 
 def _is_quiet(ctx: click.Context) -> bool:
@@ -415,7 +590,12 @@ def _user_errors() -> Iterator[None]:
     """Turn errors caused by the input or the settings into :class:`UserError`."""
     try:
         yield
-    except (EffectsInputError, TrainingDivergedError, FileNotFoundError) as error:
+    except (
+        EffectsInputError,
+        TrainingDivergedError,
+        FileNotFoundError,
+        FileExistsError,
+    ) as error:
         raise UserError(str(error)) from error
 
 

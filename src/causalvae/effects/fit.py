@@ -40,6 +40,11 @@ logger = logging.getLogger(__name__)
 BOOTSTRAP_CHUNK = 100
 """Bootstrap resamples drawn at once, which bounds memory at ``100 x units``."""
 
+MIN_BOOTSTRAP_SAMPLES = 100
+"""Fewest bootstrap resamples accepted. The tails of a percentile interval come
+from a handful of resamples, and with very few the interval can even exclude the
+estimate it is meant to surround."""
+
 
 @dataclass
 class EffectFit:
@@ -54,6 +59,10 @@ class EffectFit:
     :ivar is_validation: ``(units,)`` bool, true for units of the validation split.
     :ivar data: the validated input.
     :ivar model: the trained CEVAE.
+    :ivar seed: seed of the split, the model and the bootstrap.
+    :ivar validation_fraction: share of each arm held out for early stopping.
+    :ivar bootstrap_samples: bootstrap resamples behind ``ate_interval``.
+    :ivar min_group_size: fewest treated and fewest control units accepted.
     """
 
     ate: float
@@ -65,6 +74,22 @@ class EffectFit:
     is_validation: np.ndarray
     data: EffectData
     model: FittedCevae
+    seed: int
+    validation_fraction: float
+    bootstrap_samples: int
+    min_group_size: int
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether training stopped because the validation loss stopped improving.
+
+        False means it ran to the epoch limit, so the model may not have converged.
+        """
+        history = self.model.history
+        patience = self.model.config.training.patience
+        if patience is None:
+            return False
+        return history.epochs_run - history.best_epoch >= patience
 
     def unit_table(self) -> pd.DataFrame:
         """Return one row per unit: treatment, outcome, split, y0, y1 and ITE.
@@ -85,22 +110,36 @@ class EffectFit:
 
     def summary(self) -> dict[str, Any]:
         """Return the estimates, the data sizes, the settings and the training
-        history as JSON-compatible values."""
+        history as JSON-compatible values.
+
+        The columns, the seed and the other settings are those that reproduce the
+        fit with :func:`fit_effects`. ``index_column`` is the name of the input's
+        index, or ``None`` when it has none.
+        """
         history = self.model.history
+        index_name = self.data.index.name
         return {
             "ate": self.ate,
             "ate_interval": list(self.ate_interval),
             "interval_level": self.interval_level,
             "interval_method": "percentile bootstrap over units of the estimated ITE",
+            "bootstrap_samples": self.bootstrap_samples,
             "outcome_family": self.data.outcome_family,
             "num_units": self.data.num_units,
             "num_treated": int(self.data.treatment.sum()),
             "num_validation": int(self.is_validation.sum()),
+            "treatment": self.data.treatment_name,
+            "outcome": self.data.outcome_name,
             "covariates": list(self.data.covariate_names),
+            "index_column": None if index_name is None else str(index_name),
+            "seed": self.seed,
+            "validation_fraction": self.validation_fraction,
+            "min_group_size": self.min_group_size,
             "config": asdict(self.model.config),
             "training": {
                 "epochs_run": history.epochs_run,
                 "best_epoch": history.best_epoch,
+                "stopped_early": self.stopped_early,
                 "learning_rate": history.learning_rate,
                 "retried": history.retried,
                 "seconds": history.seconds,
@@ -142,13 +181,15 @@ def fit_effects(
     :param config: CEVAE settings; default :class:`CevaeConfig()`.
     :param validation_fraction: share of each arm used for validation.
     :param interval_level: coverage of the ATE interval.
-    :param bootstrap_samples: bootstrap resamples for the interval.
+    :param bootstrap_samples: bootstrap resamples for the interval, at least
+        :data:`MIN_BOOTSTRAP_SAMPLES`.
     :param min_group_size: fewest treated and fewest control units accepted.
     :param seed: seeds the split, the model and the bootstrap; the global random
         state is left unchanged.
     :param on_epoch: called after each training epoch.
     :raises EffectsInputError: if the table fails a check of
         :func:`~causalvae.effects.validation.validate_effect_data`.
+    :raises ValueError: if a setting is out of range.
     :raises TrainingDivergedError: if training diverges twice.
     """
     if not 0 < validation_fraction < 1:
@@ -157,8 +198,12 @@ def fit_effects(
         )
     if not 0 < interval_level < 1:
         raise ValueError(f"interval_level must lie in (0, 1), got {interval_level!r}")
-    if bootstrap_samples < 1:
-        raise ValueError(f"bootstrap_samples must be >= 1, got {bootstrap_samples!r}")
+    if bootstrap_samples < MIN_BOOTSTRAP_SAMPLES:
+        raise ValueError(
+            f"bootstrap_samples must be at least {MIN_BOOTSTRAP_SAMPLES}, got "
+            f"{bootstrap_samples!r}; fewer resamples give too coarse a percentile "
+            "interval"
+        )
     table = validate_effect_data(
         data, treatment, outcome, covariates, outcome_family, min_group_size
     )
@@ -185,7 +230,7 @@ def fit_effects(
     logger.info(
         "ATE %.4g, %g%% interval [%.4g, %.4g]", ate, 100 * interval_level, *interval
     )
-    return EffectFit(
+    fit = EffectFit(
         ate=ate,
         ate_interval=interval,
         interval_level=interval_level,
@@ -195,7 +240,19 @@ def fit_effects(
         is_validation=is_validation,
         data=table,
         model=model,
+        seed=seed,
+        validation_fraction=validation_fraction,
+        bootstrap_samples=bootstrap_samples,
+        min_group_size=min_group_size,
     )
+    if not fit.stopped_early:
+        logger.info(
+            "training ran to the limit of %d epochs (best epoch %d) without early "
+            "stopping; the model may not have converged",
+            model.history.epochs_run,
+            model.history.best_epoch,
+        )
+    return fit
 
 
 def stratified_validation_mask(

@@ -47,6 +47,7 @@ IHDP_CONFIG = CevaeConfig(
     num_layers=3,
     ite_samples=300,
     covariate_likelihood="mixed",
+    outcome_likelihood="johnson_su",
     training=TrainingSettings(
         epochs=800,
         batch_size=100,
@@ -257,27 +258,58 @@ def _since(start: float) -> float:
 
 
 def format_ihdp_markdown(result: IhdpBenchmarkResult) -> str:
-    """Return the summary and CEVAE's per-replication scores as Markdown tables.
+    """Return a heading, the settings, the summary and CEVAE's per-replication
+    scores as Markdown.
 
-    Each summary cell is ``mean ± standard error`` over replications.
+    Each summary cell is ``mean ± standard error`` over replications. With a single
+    replication there is no standard error, so each cell is that replication's
+    score, and a sentence under the settings explains why.
     """
     summary = result.summary()
+    replications = result.replications or sorted(
+        int(r) for r in result.rows["replication"].unique()
+    )
+    count = len(replications)
+    training = result.config.training
+    listed = ", ".join(str(r) for r in replications)
+    if count >= 2:
+        cell_meaning = (
+            f"Each cell is the mean ± standard error over {count} replications."
+        )
+    else:
+        cell_meaning = (
+            "Each cell is the score of the single replication; a standard error "
+            "needs at least 2 replications."
+        )
     lines = [
+        "# IHDP benchmark",
+        "",
+        f"Replications: {listed} ({count}). CEVAE seed {result.seed}, at most "
+        f"{training.epochs} epochs with patience {training.patience}, learning rate "
+        f"{training.learning_rate:g}, {result.config.ite_samples} draws per ITE.",
+        cell_meaning,
+        "",
+        "## Summary",
+        "",
         "| method | within-sample √PEHE | within-sample ATE error "
         "| out-of-sample √PEHE | out-of-sample ATE error | worst out-of-sample √PEHE |",
         "|---|---|---|---|---|---|",
     ]
     for method in METHODS:
         worst = result.rows.loc[result.rows["method"] == method, "out_sqrt_pehe"].max()
-        cells = [
-            f"{summary.at[method, f'{metric}_mean']:.2f} ± "
-            f"{summary.at[method, f'{metric}_se']:.2f}"
-            for metric in METRICS
-        ]
+        cells = []
+        for metric in METRICS:
+            mean = summary.at[method, f"{metric}_mean"]
+            cell = f"{mean:.2f}"
+            if count >= 2:
+                cell += f" ± {summary.at[method, f'{metric}_se']:.2f}"
+            cells.append(cell)
         lines.append(f"| {method} | {' | '.join(cells)} | {worst:.2f} |")
 
     cevae = result.rows[result.rows["method"] == "CEVAE"]
     lines += [
+        "",
+        "## CEVAE per replication",
         "",
         "| replication | within √PEHE | within ATE error | out √PEHE "
         "| out ATE error | validation factual RMSE | seconds |",

@@ -99,12 +99,27 @@ class DspritesBenchmarkResult:
         return {name: abs(ate - self.true_ate) for name, ate in self.estimates.items()}
 
     def to_markdown(self) -> str:
-        """Return the estimates and errors as a Markdown table."""
+        """Return a heading, the settings, and the estimates and errors as a
+        Markdown table, followed by CEVAE's √PEHE."""
         errors = self.ate_errors()
-        lines = ["| method | ATE | ATE error |", "|---|---|---|"]
-        lines.append(f"| true | {self.true_ate:.3f} | 0 |")
+        training = self.config.training
+        lines = [
+            "# dSprites treatment-effect benchmark",
+            "",
+            f"{self.num_units} units, {self.features} features, seed {self.seed}, "
+            f"1 replication. CEVAE trained for at most {training.epochs} epochs "
+            f"with patience {training.patience}.",
+            "",
+            "| method | ATE | ATE error |",
+            "|---|---|---|",
+            f"| true | {self.true_ate:.3f} | 0 |",
+        ]
         for name, ate in self.estimates.items():
             lines.append(f"| {name} | {ate:.3f} | {errors[name]:.3f} |")
+        lines += [
+            "",
+            f"CEVAE's √PEHE over all units: {self.cevae_sqrt_pehe:.3f}.",
+        ]
         return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,8 @@ The generative model is that of :class:`pyro.contrib.cevae.Model` (Louizos et al
     z ~ Normal(0, I)        latent confounder, (units, latent_dim)
     x ~ p(x | z)            covariates, proxies of z
     t ~ Bernoulli(f(z))     treatment
-    y ~ p(y | t, z)         outcome: Normal for continuous, Bernoulli for binary
+    y ~ p(y | t, z)         outcome: Johnson SU or Normal for continuous, Bernoulli
+                            for binary
 
 and the individual treatment effect of a unit with covariates ``x`` is
 
@@ -41,6 +42,7 @@ from causalvae.effects.covariates import (
     whitener,
 )
 from causalvae.effects.errors import TrainingDivergedError
+from causalvae.effects.outcomes import JohnsonSUNet, bound_outcome_nets
 from causalvae.effects.training import (
     Diverged,
     EpochCallback,
@@ -54,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 CovariateLikelihood = Literal["mixed", "normal"]
 Abduction = Literal["per_arm", "sampled"]
+OutcomeLikelihood = Literal["johnson_su", "normal"]
 
 PREDICTION_BATCH_SIZE = 1024
 """Units per batch when computing effects, which bounds memory at
@@ -75,6 +78,10 @@ class CevaeConfig:
     :ivar covariate_likelihood: ``"mixed"`` models covariates whose values are all 0
         or 1 as Bernoulli, as Louizos et al. (2017) do, and the others as Normal;
         ``"normal"`` keeps Pyro's Normal for every covariate.
+    :ivar outcome_likelihood: for a continuous outcome, ``"normal"`` keeps Pyro's
+        Normal; ``"johnson_su"`` models the standardised outcome as ``sinh`` of a
+        Normal (:mod:`causalvae.effects.outcomes`), which fits outcomes with long
+        tails but biases effects slightly where the outcome is Normal.
     :ivar abduction: the treatment fed to the guide when inferring ``z`` for an
         effect. ``"per_arm"`` feeds ``t = 0`` to estimate ``E[y | do(t=0)]`` and
         ``t = 1`` for ``E[y | do(t=1)]``, as the code released with Louizos et al.
@@ -90,6 +97,7 @@ class CevaeConfig:
     num_layers: int = 3
     ite_samples: int = 100
     covariate_likelihood: CovariateLikelihood = "mixed"
+    outcome_likelihood: OutcomeLikelihood = "normal"
     abduction: Abduction = "per_arm"
     retry_learning_rate_factor: float = 0.1
     training: TrainingSettings = field(default_factory=TrainingSettings)
@@ -103,6 +111,11 @@ class CevaeConfig:
             raise ValueError(
                 f"unknown covariate_likelihood {self.covariate_likelihood!r}; "
                 "choose mixed or normal"
+            )
+        if self.outcome_likelihood not in ("johnson_su", "normal"):
+            raise ValueError(
+                f"unknown outcome_likelihood {self.outcome_likelihood!r}; choose "
+                "johnson_su or normal"
             )
         if self.abduction not in ("per_arm", "sampled"):
             raise ValueError(
@@ -294,6 +307,15 @@ def fit_cevae_arrays(
             cevae, history = _train_once(
                 tensors, binary_mask, outcome_family, config, settings, seed, on_epoch
             )
+            fitted = FittedCevae(
+                cevae, outcome_family, outcome_loc, outcome_scale, config, history
+            )
+            # A finite loss can still leave weights that give non-finite effects.
+            y0, y1 = fitted.potential_outcomes(validation[0], num_samples=2)
+            if not (np.isfinite(y0).all() and np.isfinite(y1).all()):
+                raise Diverged(
+                    history.best_epoch, "effects on validation units are not finite"
+                )
         except Diverged as error:
             failures.append((learning_rate, error.epoch, error.reason))
             logger.warning(
@@ -311,9 +333,7 @@ def fit_cevae_arrays(
             history.seconds,
             history.best_epoch,
         )
-        return FittedCevae(
-            cevae, outcome_family, outcome_loc, outcome_scale, config, history
-        )
+        return fitted
 
     details = "; ".join(
         f"learning rate {lr:g}: epoch {epoch}, {reason}"
@@ -339,7 +359,7 @@ def _train_once(
     with _seeded(seed), pyro.settings.context(module_local_params=True):
         network = {
             "feature_dim": len(binary_mask),
-            "outcome_dist": "bernoulli" if outcome_family == "binary" else "normal",
+            "outcome_dist": _outcome_dist(outcome_family, config),
             "latent_dim": config.latent_dim,
             "hidden_dim": config.hidden_dim,
             "num_layers": config.num_layers,
@@ -348,18 +368,21 @@ def _train_once(
         if binary_mask.any():
             cevae.model = MixedCovariateModel(network, binary_mask)
         cevae.whiten = whitener(tensors[0][0], binary_mask)
+        bound_outcome_nets(cevae, tensors[0][2])
         generator = torch.Generator().manual_seed(seed)
         history = train_cevae(
             cevae, tensors[0], tensors[1], settings, generator, on_epoch
         )
-
-        # A finite loss can still leave weights that give non-finite effects.
-        check = cevae.ite(tensors[1][0], num_samples=2)
-        if not torch.isfinite(check).all():
-            raise Diverged(
-                history.best_epoch, "effects on validation units are not finite"
-            )
     return cevae, history
+
+
+def _outcome_dist(outcome_family: ResolvedOutcomeFamily, config: CevaeConfig) -> str:
+    """Return the outcome net's name, as ``DistributionNet.get_class`` looks it up."""
+    if outcome_family == "binary":
+        return "bernoulli"
+    if config.outcome_likelihood == "johnson_su":
+        return JohnsonSUNet.__name__.lower().removesuffix("net")
+    return "normal"
 
 
 def _split_tensors(

@@ -6,7 +6,9 @@ offending columns, rows or values and what to change.
 
 from __future__ import annotations
 
+import csv
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,16 @@ DEFAULT_MIN_GROUP_SIZE = 10
 validation split leaves an arm with one or two units and the outcome networks of
 that arm cannot be trained or checked."""
 
+PANDAS_INDEX_COLUMN = "Unnamed: 0"
+"""Name pandas gives the unnamed first column of a CSV file, which is how
+``DataFrame.to_csv`` writes an index without a name."""
+
+_IDENTIFIER_NAME = re.compile(r"(id|index|.*_id|unnamed: \d+)", re.IGNORECASE)
+"""Column names that suggest a row identifier rather than a measurement."""
+
+_TAIL_BYTES = 65536
+"""Bytes read from the end of a file to find its last line."""
+
 _MAX_LISTED = 5
 
 
@@ -38,6 +50,8 @@ class EffectData:
     :ivar treatment: 0/1 treatment indicator, ``(units,)``.
     :ivar outcome: observed (factual) outcome, ``(units,)``.
     :ivar covariate_names: column names in the order of ``covariates``.
+    :ivar treatment_name: name of the treatment column.
+    :ivar outcome_name: name of the outcome column.
     :ivar index: row labels of the input table, in order.
     :ivar outcome_family: ``"binary"`` for 0/1 outcomes, ``"continuous"`` otherwise.
     """
@@ -46,6 +60,8 @@ class EffectData:
     treatment: np.ndarray
     outcome: np.ndarray
     covariate_names: tuple[str, ...]
+    treatment_name: str
+    outcome_name: str
     index: pd.Index
     outcome_family: ResolvedOutcomeFamily
 
@@ -55,16 +71,23 @@ class EffectData:
         return int(self.treatment.shape[0])
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, index_column: str | None = None) -> pd.DataFrame:
     """Read a CSV file with a header row into a DataFrame.
 
-    :raises EffectsInputError: if the file is missing, empty or not valid CSV.
+    :param index_column: column whose values label the rows, such as a unit
+        identifier; it is removed from the columns and becomes the index. By
+        default, an unnamed first column (``Unnamed: 0``, an index written by
+        ``DataFrame.to_csv``) becomes the index, and otherwise the rows are
+        numbered from 0.
+    :raises EffectsInputError: if the file is missing, empty, not valid CSV, has
+        no data rows, looks truncated, or if the index column is missing or
+        repeats a label.
     """
     path = Path(path)
     if not path.is_file():
         raise EffectsInputError(f"input table {str(path)!r} not found; pass a CSV file")
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except (
         pd.errors.EmptyDataError,
         pd.errors.ParserError,
@@ -73,6 +96,69 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise EffectsInputError(
             f"could not read {str(path)!r} as CSV with a header row: {error}"
         ) from error
+    if len(frame.index) == 0:
+        raise EffectsInputError(
+            f"input table {str(path)!r} has a header but no data rows; "
+            "add one row per unit"
+        )
+    _check_not_truncated(path, frame)
+
+    detected = index_column is None and frame.columns[0] == PANDAS_INDEX_COLUMN
+    if detected:
+        index_column = PANDAS_INDEX_COLUMN
+        logger.info(
+            "using the unnamed first column of %s (an index written by pandas) "
+            "as row labels",
+            path,
+        )
+    if index_column is None:
+        return frame
+    if index_column not in frame.columns:
+        available = ", ".join(str(c) for c in frame.columns)
+        raise EffectsInputError(
+            f"index column {index_column!r} not found in {str(path)!r}; "
+            f"the table has: {available}"
+        )
+    labels = frame[index_column]
+    repeated = labels[labels.duplicated(keep=False)]
+    if len(repeated):
+        described = (
+            "the unnamed first column (an index written by pandas)"
+            if detected
+            else f"index column {index_column!r}"
+        )
+        raise EffectsInputError(
+            f"{described} of {str(path)!r} repeats row labels "
+            f"{_list_labels(pd.Index(repeated.unique()))}; row labels must be "
+            "unique, so name a column of unique identifiers as the index column"
+        )
+    return frame.set_index(index_column)
+
+
+def _check_not_truncated(path: Path, frame: pd.DataFrame) -> None:
+    """Raise if the file's last line lacks its newline and some trailing fields.
+
+    A file cut off while it was written or copied ends that way, and pandas would
+    read the missing fields as NaN.
+    """
+    with path.open("rb") as file:
+        file.seek(0, 2)
+        size = file.tell()
+        file.seek(max(0, size - _TAIL_BYTES))
+        tail = file.read()
+    if tail.endswith((b"\n", b"\r")) or b"\n" not in tail:
+        # A complete last line, or one too long to check from the tail.
+        return
+    last_line = tail.rsplit(b"\n", 1)[1].decode("utf-8", errors="replace")
+    fields = next(csv.reader([last_line]), [])
+    expected = len(frame.columns)
+    if len(fields) < expected:
+        raise EffectsInputError(
+            f"{str(path)!r} looks truncated: its last data row (row "
+            f"{len(frame)}) has {len(fields)} of {expected} fields and the file "
+            "does not end with a newline. Check that the file was written "
+            "completely, or delete that row"
+        )
 
 
 def validate_effect_data(
@@ -92,9 +178,10 @@ def validate_effect_data(
     :param outcome_family: ``"binary"`` (0/1 outcome), ``"continuous"``, or
         ``"auto"``, which picks ``"binary"`` when every outcome is 0 or 1.
     :param min_group_size: fewest treated and fewest control units accepted.
-    :raises EffectsInputError: on missing or non-numeric columns, NaN or infinite
-        values, a treatment other than 0/1, constant columns, or too few treated or
-        control units.
+    :raises EffectsInputError: on a table without rows, missing or non-numeric
+        columns, a column that looks like a row identifier when ``covariates`` is
+        not given, NaN or infinite values, a treatment other than 0/1, constant
+        columns, or too few treated or control units.
     """
     if outcome_family not in ("binary", "continuous", "auto"):
         raise EffectsInputError(
@@ -102,10 +189,21 @@ def validate_effect_data(
             "choose one of binary, continuous, auto"
         )
     covariate_names = _resolve_columns(data, treatment, outcome, covariates)
+    if len(data.index) == 0:
+        raise EffectsInputError("the table has no rows; add one row per unit")
+    if covariates is None:
+        identifiers = identifier_columns(data[covariate_names])
+        if identifiers:
+            raise EffectsInputError(
+                f"column(s) {', '.join(map(repr, identifiers))} look like row "
+                "identifiers (distinct integers under an identifier name) and would "
+                "become covariates. Make such a column the index, as in "
+                f"data.set_index({identifiers[0]!r}), or name the covariates"
+            )
     used = [treatment, outcome, *covariate_names]
 
     # Types first, so that the later checks can compare numbers.
-    _check_numeric(data, used)
+    _check_numeric(data, used, treatment)
     frame = data[used].astype(np.float64)
     _check_finite(frame)
 
@@ -128,6 +226,8 @@ def validate_effect_data(
         treatment=treatment_values,
         outcome=outcome_values,
         covariate_names=tuple(str(name) for name in covariate_names),
+        treatment_name=str(treatment),
+        outcome_name=str(outcome),
         index=data.index,
         outcome_family=family,
     )
@@ -184,20 +284,57 @@ def _resolve_columns(
     return covariates
 
 
-def _check_numeric(data: pd.DataFrame, columns: list[str]) -> None:
+def identifier_columns(data: pd.DataFrame) -> list[str]:
+    """Return the columns that look like row identifiers rather than covariates.
+
+    A column looks like one when its name is ``id``, ``index``, ends in ``_id``
+    (in any case) or is pandas' name for an unnamed index column, and its values
+    are distinct integers.
+    """
+    found = []
+    for name in data.columns:
+        if not _IDENTIFIER_NAME.fullmatch(str(name)):
+            continue
+        values = data[name]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(
+            values
+        ):
+            continue
+        numbers = values.to_numpy(dtype=np.float64)
+        is_integer = np.isfinite(numbers).all() and (numbers == np.round(numbers)).all()
+        if is_integer and values.is_unique:
+            found.append(str(name))
+    return found
+
+
+def _check_numeric(data: pd.DataFrame, columns: list[str], treatment: str) -> None:
     non_numeric = [
-        f"{c!r} ({data[c].dtype})"
+        c
         for c in columns
         if not (
             pd.api.types.is_numeric_dtype(data[c])
             or pd.api.types.is_bool_dtype(data[c])
         )
     ]
-    if non_numeric:
-        raise EffectsInputError(
-            f"non-numeric column(s) {', '.join(non_numeric)}; encode categories as "
-            "0/1 indicator columns (for example with pandas.get_dummies)"
+    if not non_numeric:
+        return
+
+    # Two labels, such as yes/no, make one 0/1 column, and get_dummies would make
+    # two.
+    parts = []
+    for column in non_numeric:
+        labels = data[column].dropna().unique()
+        listed_labels = ", ".join(repr(str(label)) for label in labels[:_MAX_LISTED])
+        if column == treatment:
+            advice = "recode it as 0 (control) / 1 (treated)"
+        elif len(labels) == 2:
+            advice = "recode it as one 0/1 column"
+        else:
+            advice = "encode it as 0/1 indicator columns (pandas.get_dummies)"
+        parts.append(
+            f"{column!r} ({data[column].dtype}, values {listed_labels}): {advice}"
         )
+    raise EffectsInputError(f"non-numeric column(s) {'; '.join(parts)}")
 
 
 def _check_finite(frame: pd.DataFrame) -> None:
@@ -241,9 +378,11 @@ def _check_group_sizes(values: np.ndarray, name: str, min_group_size: int) -> No
 def _check_not_constant(frame: pd.DataFrame, columns: list[str]) -> None:
     constant = [c for c in columns if frame[c].nunique() <= 1]
     if constant:
+        described = ", ".join(
+            f"{c!r} (every value {frame[c].iloc[0]:g})" for c in constant
+        )
         raise EffectsInputError(
-            f"constant column(s) {', '.join(map(repr, constant))} carry no "
-            "information; drop them"
+            f"constant column(s) {described} carry no information; drop them"
         )
 
 
