@@ -120,7 +120,7 @@ def main() -> None:
         ),
     )
     load_after = os.getloadavg()[0]
-    markdown = format_ihdp_markdown(result)
+    markdown = format_ihdp_markdown(result, heading_level=3)
     print(markdown)
     print(f"{args.replications} replication(s) in {result.seconds:.0f} s")
 

@@ -520,3 +520,22 @@ def test_ihdp_rejects_earlier_outputs(run_cli, tmp_path):
 
     assert "ihdp_summary.md" in result.output
     assert "--overwrite" in result.output
+
+
+def test_fit_outcome_likelihood_option(run_cli, table_csv, tmp_path):
+    run_cli(
+        "-q",
+        "effects",
+        "fit",
+        table_csv,
+        *FIT_SETTINGS,
+        "--outcome-likelihood",
+        "johnson_su",
+        "-o",
+        tmp_path / "out",
+    )
+
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["config"]["outcome_likelihood"] == "johnson_su"
+    ite = pd.read_csv(tmp_path / "out" / "ite.csv")
+    assert np.isfinite(ite["ite"]).all()

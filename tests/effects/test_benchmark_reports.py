@@ -40,6 +40,18 @@ def test_ihdp_markdown_starts_with_heading_and_settings():
     assert lines[2].startswith("Replications: 1, 2 (2). CEVAE seed 7, at most 800")
 
 
+def test_ihdp_markdown_heading_level():
+    markdown = format_ihdp_markdown(ihdp_result([1, 2]), heading_level=3)
+    headings = [line for line in markdown.splitlines() if line.startswith("#")]
+
+    assert headings == [
+        "### IHDP benchmark",
+        "#### Summary",
+        "#### CEVAE per replication",
+    ]
+    assert "johnson_su outcome, per_arm abduction" in markdown
+
+
 def test_ihdp_markdown_one_replication_has_no_standard_error():
     markdown = format_ihdp_markdown(ihdp_result([1]))
 

@@ -72,6 +72,13 @@ def cli() -> None:
     help="Outcome model; auto picks binary when every outcome is 0 or 1.",
 )
 @click.option(
+    "--outcome-likelihood",
+    type=click.Choice(["normal", "johnson_su"]),
+    default=_CEVAE_DEFAULTS.outcome_likelihood,
+    show_default=True,
+    help="Likelihood of a continuous outcome; johnson_su fits long tails.",
+)
+@click.option(
     "--epochs",
     type=click.IntRange(min=1),
     default=_TRAINING_DEFAULTS.epochs,
@@ -170,6 +177,7 @@ def fit_command(
     covariates: str | None,
     index_column: str | None,
     outcome_family: str,
+    outcome_likelihood: str,
     epochs: int,
     patience: int,
     learning_rate: float,
@@ -200,6 +208,7 @@ def fit_command(
             hidden_dim=hidden_dim,
             num_layers=num_layers,
             ite_samples=ite_samples,
+            outcome_likelihood=outcome_likelihood,
             training=dataclasses.replace(
                 _TRAINING_DEFAULTS,
                 epochs=epochs,

@@ -257,9 +257,11 @@ def _since(start: float) -> float:
     return time.perf_counter() - start
 
 
-def format_ihdp_markdown(result: IhdpBenchmarkResult) -> str:
+def format_ihdp_markdown(result: IhdpBenchmarkResult, heading_level: int = 1) -> str:
     """Return a heading, the settings, the summary and CEVAE's per-replication
     scores as Markdown.
+
+    :param heading_level: level of the top heading; the sections are one below it.
 
     Each summary cell is ``mean ± standard error`` over replications. With a single
     replication there is no standard error, so each cell is that replication's
@@ -281,15 +283,18 @@ def format_ihdp_markdown(result: IhdpBenchmarkResult) -> str:
             "Each cell is the score of the single replication; a standard error "
             "needs at least 2 replications."
         )
+    top, section = "#" * heading_level, "#" * (heading_level + 1)
+    config = result.config
     lines = [
-        "# IHDP benchmark",
+        f"{top} IHDP benchmark",
         "",
         f"Replications: {listed} ({count}). CEVAE seed {result.seed}, at most "
         f"{training.epochs} epochs with patience {training.patience}, learning rate "
-        f"{training.learning_rate:g}, {result.config.ite_samples} draws per ITE.",
+        f"{training.learning_rate:g}, {config.outcome_likelihood} outcome, "
+        f"{config.abduction} abduction, {config.ite_samples} draws per ITE.",
         cell_meaning,
         "",
-        "## Summary",
+        f"{section} Summary",
         "",
         "| method | within-sample √PEHE | within-sample ATE error "
         "| out-of-sample √PEHE | out-of-sample ATE error | worst out-of-sample √PEHE |",
@@ -309,7 +314,7 @@ def format_ihdp_markdown(result: IhdpBenchmarkResult) -> str:
     cevae = result.rows[result.rows["method"] == "CEVAE"]
     lines += [
         "",
-        "## CEVAE per replication",
+        f"{section} CEVAE per replication",
         "",
         "| replication | within √PEHE | within ATE error | out √PEHE "
         "| out ATE error | validation factual RMSE | seconds |",
