@@ -12,6 +12,7 @@ import pytest
 from causalvae.effects.ihdp import resolve_ihdp_dir
 
 TINY_NETWORK = ("--latent-dim", 2, "--hidden-dim", 8, "--num-layers", 2)
+COLUMNS = ("--treatment", "treated", "--outcome", "y")
 
 
 @pytest.fixture
@@ -41,10 +42,7 @@ def test_fit_writes_outputs(run_cli, table_csv, tmp_path):
         "effects",
         "fit",
         table_csv,
-        "--treatment",
-        "treated",
-        "--outcome",
-        "y",
+        *COLUMNS,
         "--covariates",
         "age,smoker",
         "--epochs",
@@ -74,10 +72,7 @@ def test_fit_shows_progress_unless_quiet(run_cli, table_csv, tmp_path):
         "effects",
         "fit",
         table_csv,
-        "--treatment",
-        "treated",
-        "--outcome",
-        "y",
+        *COLUMNS,
         "--epochs",
         2,
         "--ite-samples",
@@ -208,10 +203,7 @@ def test_dsprites_benchmark_tiny(run_cli, tmp_path):
 
 
 FIT_SETTINGS = (
-    "--treatment",
-    "treated",
-    "--outcome",
-    "y",
+    *COLUMNS,
     "--epochs",
     2,
     "--ite-samples",
@@ -259,10 +251,7 @@ def test_fit_bootstrap_samples_minimum(run_cli, table_csv, tmp_path):
         "effects",
         "fit",
         table_csv,
-        "--treatment",
-        "treated",
-        "--outcome",
-        "y",
+        *COLUMNS,
         "--bootstrap-samples",
         1,
         exit_code=2,
@@ -387,10 +376,7 @@ def test_fit_header_only_table(run_cli, tmp_path):
         "effects",
         "fit",
         path,
-        "--treatment",
-        "treated",
-        "--outcome",
-        "y",
+        *COLUMNS,
         exit_code=2,
     )
 
