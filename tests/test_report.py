@@ -37,6 +37,7 @@ METRICS: dict[str, Any] = {
     "reversibility_l1": {name: 5.0 for name in FACTOR_NAMES},
     "reversibility_l1_mean": 5.0,
     "nested_extra": {"level": {"value": float("nan")}},
+    "causal": {"interventional_tv": {"shape": 0.0375}},
 }
 
 HISTORY = [
@@ -82,6 +83,7 @@ def written(tmp_path_factory) -> tuple[Path, ConditionalVAE]:
         config=config,
         num_examples=2,
         extra_sections=[("Graph <checks>", "<p id='extra'>extra fragment</p>")],
+        section_metrics=("causal",),
     )
     return path, vae
 
@@ -119,7 +121,7 @@ def test_report_links_every_figure(written, page: str) -> None:
     assert sorted(sources) == existing
 
 
-def test_report_shows_every_metric_key(page: str) -> None:
+def test_report_shows_every_tabled_metric_key(page: str) -> None:
     def keys(mapping: dict[str, Any]) -> list[str]:
         found = []
         for key, value in mapping.items():
@@ -128,7 +130,8 @@ def test_report_shows_every_metric_key(page: str) -> None:
                 found += keys(value)
         return found
 
-    for key in keys(METRICS):
+    tabled = {k: v for k, v in METRICS.items() if k != "causal"}
+    for key in keys(tabled):
         assert key in page, key
 
 
@@ -155,6 +158,14 @@ def test_report_is_self_contained(page: str) -> None:
 def test_report_extra_section(page: str) -> None:
     assert "<h2>Graph &lt;checks&gt;</h2>" in page
     assert "<p id='extra'>extra fragment</p>" in page
+
+
+def test_report_leaves_section_metrics_out_of_tables(written, page: str) -> None:
+    saved = json.loads((written[0].parent / "metrics.json").read_text())
+
+    assert saved["causal"] == {"interventional_tv": {"shape": 0.0375}}
+    assert "interventional_tv" not in page
+    assert "nested_extra" in page
 
 
 def test_report_shows_numbers(page: str) -> None:

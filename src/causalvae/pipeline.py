@@ -229,6 +229,7 @@ def run_demo(
         metrics=metrics,
         config=config,
         extra_sections=sections,
+        section_metrics=("causal",),
     )
     return DemoResult(index, checkpoint, metrics)
 

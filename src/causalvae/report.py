@@ -12,7 +12,7 @@ import html
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -398,6 +398,7 @@ def write_report(
     seed: int = 0,
     extra_sections: Sequence[tuple[str, str]] = (),
     truth_fn: figures.TruthFunction | None = oracle,
+    section_metrics: Collection[str] = (),
 ) -> Path:
     """Write figures, ``metrics.json`` and ``index.html`` into ``folder``.
 
@@ -416,6 +417,8 @@ def write_report(
         HTML.
     :param truth_fn: class indices ``(batch, 5)`` to ground-truth images; the
         dSprites oracle by default, ``None`` for figures without ground truth.
+    :param section_metrics: keys of ``metrics`` that an extra section already
+        shows. They are written to ``metrics.json`` but left out of the tables.
     :returns: the path of ``index.html``.
     """
     if num_examples < 1:
@@ -444,7 +447,8 @@ def write_report(
 
     atomic_write_json(folder / METRICS_FILE, dict(metrics))
     logger.info("wrote %s", folder / METRICS_FILE)
-    page = _page(config, metrics, history, written, sections)
+    tabled = {k: v for k, v in metrics.items() if k not in section_metrics}
+    page = _page(config, tabled, history, written, sections)
     path = folder / INDEX_FILE
     atomic_write_bytes(path, page.encode("utf-8"))
     logger.info("wrote %s with %d figures", path, len(written))
