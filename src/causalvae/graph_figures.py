@@ -9,10 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from causalvae.data.spec import FACTOR_NAMES, FACTOR_SIZES
 from causalvae.exact import conditional, interventional, total_variation
+from causalvae.figures import format_value
 from causalvae.graph import FactorGraph
 
 logger = logging.getLogger(__name__)
@@ -57,13 +60,13 @@ def plot_condition_vs_do(
         conditioned = conditional(graph, [child], {parent: value})
         intervened = interventional(graph, [child], {parent: value})
         distance = total_variation(conditioned, intervened)
-        label = f"{parent}={value} (TV {distance:.2f})"
+        label = f"{parent}={_value_label(graph, parent, value)} (TV {distance:.2f})"
         left.plot(classes, conditioned, marker=".", label=label)
         right.plot(classes, intervened, marker=".", label=label)
     left.set_title(f"conditioning: p({child} | {parent} = v)")
     right.set_title(f"intervening: p({child} | do({parent} = v))")
     for axes in (left, right):
-        axes.set_xlabel(f"{child} class")
+        _label_classes(axes, graph, child)
         axes.grid(alpha=0.3)
     left.set_ylabel("probability")
     left.legend(fontsize="small")
@@ -125,8 +128,9 @@ def plot_model_vs_exact(
         )  # fmt: skip
         for axes, exact_answer, model_answer in panels:
             distance = total_variation(exact_answer, model_answer)
+            shown = _value_label(exact_graph, cause, value)
             axes.plot(
-                classes, exact_answer, color=colour, label=f"{cause}={value} exact"
+                classes, exact_answer, color=colour, label=f"{cause}={shown} exact"
             )
             axes.plot(
                 classes,
@@ -134,12 +138,12 @@ def plot_model_vs_exact(
                 color=colour,
                 linestyle="--",
                 marker=".",
-                label=f"{cause}={value} model (TV {distance:.3f})",
+                label=f"{cause}={shown} model (TV {distance:.3f})",
             )
     left.set_title(f"conditioning: p({effect} | {cause} = v)")
     right.set_title(f"intervening: p({effect} | do({cause} = v))")
     for axes in (left, right):
-        axes.set_xlabel(f"{effect} class")
+        _label_classes(axes, exact_graph, effect)
         axes.grid(alpha=0.3)
         axes.legend(fontsize="x-small")
     left.set_ylabel("probability")
@@ -166,3 +170,27 @@ def _save_atomic(figure: Figure, path: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _is_dsprites_factor(graph: FactorGraph, factor: str) -> bool:
+    """Return whether ``factor`` has the classes of the dSprites factor of its name."""
+    if factor not in FACTOR_NAMES:
+        return False
+    return graph.size(factor) == FACTOR_SIZES[FACTOR_NAMES.index(factor)]
+
+
+def _value_label(graph: FactorGraph, factor: str, value: int) -> str:
+    """Return a class as a reader knows it: a shape name, a scale or an angle."""
+    if _is_dsprites_factor(graph, factor):
+        return format_value(factor, value)
+    return str(value)
+
+
+def _label_classes(axes: Axes, graph: FactorGraph, factor: str) -> None:
+    """Label the x axis with the classes of ``factor``, shapes by name."""
+    if factor == "shape" and _is_dsprites_factor(graph, factor):
+        classes = range(graph.size(factor))
+        axes.set_xticks(list(classes), [format_value(factor, c) for c in classes])
+        axes.set_xlabel("shape")
+    else:
+        axes.set_xlabel(f"{factor} class")
