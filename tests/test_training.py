@@ -145,6 +145,19 @@ def test_split_caps_heldout_size(make_data, num_images, heldout, expected) -> No
     assert data.source["split_seed"] == 3
 
 
+def test_split_warns_when_heldout_capped(make_data, caplog) -> None:
+    data = make_data(num_images=100, heldout=5)
+
+    with caplog.at_level("WARNING", logger="causalvae.training"):
+        ImageData.split(data.images, data.factors, heldout=5000, seed=3)
+        capped = caplog.text
+        caplog.clear()
+        ImageData.split(data.images, data.factors, heldout=20, seed=3)
+
+    assert "holding out 20 of 100 images rather than the 5000 requested" in capped
+    assert caplog.text == ""
+
+
 def test_split_depends_on_seed_only(make_data) -> None:
     data = make_data(num_images=60)
 

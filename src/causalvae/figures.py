@@ -297,10 +297,12 @@ def save_image_grid(
     images: ImageArray,
     titles: Sequence[str] | None = None,
     ncols: int = 8,
+    suptitle: str | None = None,
 ) -> Path:
     """Draw images ``(batch, 64, 64)`` in a grid of ``ncols`` columns and save it.
 
     :param titles: one title per image, or ``None`` for none.
+    :param suptitle: a title over the whole grid, or ``None`` for none.
     :param ncols: columns of the grid, at most the number of images.
     :returns: the path written.
     """
@@ -312,7 +314,9 @@ def save_image_grid(
         raise ValueError(
             f"got {len(titles)} titles for {len(array)} images; pass one per image"
         )
-    grid = _draw_grid(list(array), min(ncols, len(array)), cell_titles=titles)
+    grid = _draw_grid(
+        list(array), min(ncols, len(array)), cell_titles=titles, suptitle=suptitle
+    )
     return _save(grid.figure, path)
 
 

@@ -121,7 +121,16 @@ class ImageData:
             )
         if n < 2:
             raise ValueError(f"need at least 2 images to split, got {n}")
+        requested = heldout
         heldout = max(1, min(heldout, n // 5 if n >= 10 else 1))
+        if heldout < requested:
+            logger.warning(
+                "holding out %d of %d images rather than the %d requested: at most "
+                "a fifth of the images are held out",
+                heldout,
+                n,
+                requested,
+            )
         order = np.random.default_rng(seed).permutation(n)
         info = dict(source or {})
         info.update(num_images=n, heldout=heldout, split_seed=seed)
@@ -237,9 +246,9 @@ def train(
     has_checkpoint = output is not None and (Path(output) / STATE_FILE).is_file()
     if has_checkpoint and not resume and not overwrite:
         raise FileExistsError(
-            f"{output} already holds a checkpoint; continue it with resume "
-            "(--resume), replace it with overwrite (--overwrite), or choose "
-            "another folder"
+            f"{output} already contains a checkpoint. Pass resume=True (--resume "
+            "on the command line) to continue it, overwrite=True (--overwrite) to "
+            "replace it, or choose another folder"
         )
     device = resolve_device(config.device)
     model.to(device)

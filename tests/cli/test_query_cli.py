@@ -347,3 +347,42 @@ def test_counterfactual_rejects_blank_png(
 
     assert "no pixel brighter than --threshold 0.5" in result.output
     assert not (tmp_path / "answer").exists()
+
+
+def test_sample_grid_titled_with_query(
+    run_cli, tiny_checkpoint: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from causalvae import figures
+
+    titles = []
+    original = figures.save_image_grid
+
+    def recording(*args, **kwargs):
+        titles.append(kwargs.get("suptitle"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "save_image_grid", recording)
+    run_cli(
+        "query",
+        "intervene",
+        tiny_checkpoint,
+        "--do",
+        "shape=heart",
+        "-n",
+        2,
+        "-o",
+        tmp_path / "do",
+    )
+    run_cli(
+        "query",
+        "condition",
+        tiny_checkpoint,
+        "--given",
+        "scale=1",
+        "-n",
+        2,
+        "-o",
+        tmp_path / "given",
+    )
+
+    assert titles == ["2 samples, do(shape=heart)", "2 samples, given scale=1.00"]

@@ -196,7 +196,8 @@ def test_train_refuses_to_overwrite_checkpoint(
     refused = run_cli(*common, "--steps", 3, exit_code=2)
     replaced = run_cli(*common, "--steps", 1, "--overwrite")
 
-    assert "already holds a checkpoint" in refused.output
+    assert "already contains a checkpoint" in refused.output
+    assert "--resume" in refused.output
     assert "--resume" in refused.output
     assert "step 1:" in replaced.output
 

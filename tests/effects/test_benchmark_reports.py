@@ -37,7 +37,7 @@ def test_ihdp_markdown_starts_with_heading_and_settings():
     lines = format_ihdp_markdown(ihdp_result([1, 2])).splitlines()
 
     assert lines[0] == "# IHDP benchmark"
-    assert lines[2].startswith("Replications: 1, 2 (2). CEVAE seed 7, at most 800")
+    assert lines[2].startswith("Replications: 1, 2 (2 in all). CEVAE seed 7, at most")
 
 
 def test_ihdp_markdown_heading_level():

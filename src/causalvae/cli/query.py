@@ -252,7 +252,7 @@ def _sample_command(kind: str) -> click.Command:
         output: Path,
     ) -> None:
         from causalvae import queries
-        from causalvae.figures import save_image_grid
+        from causalvae.figures import format_value, save_image_grid
 
         assignment = parse_factor_assignments(items)
         model, _ = _load(checkpoint)
@@ -261,7 +261,16 @@ def _sample_command(kind: str) -> click.Command:
         samples = run(model, assignment, num_samples)
         output.mkdir(parents=True, exist_ok=True)
         titles = [format_factors(f.numpy(), two_lines=True) for f in samples.factors]
-        figure = save_image_grid(output / f"{kind}.png", samples.images, titles=titles)
+        shown = ", ".join(
+            f"{name}={format_value(name, index)}" for name, index in assignment.items()
+        )
+        query = f"do({shown})" if kind == "intervene" else f"given {shown}"
+        figure = save_image_grid(
+            output / f"{kind}.png",
+            samples.images,
+            titles=titles,
+            suptitle=f"{num_samples} samples, {query}",
+        )
         answer = {
             "query": kind,
             "assignment": {k: int(v) for k, v in assignment.items()},

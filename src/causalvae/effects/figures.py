@@ -67,12 +67,14 @@ def draw_ite_distribution(
         lower,
         color="tab:orange",
         linestyle="--",
+        linewidth=0.8,
         zorder=3,
         label=f"{100 * interval_level:g}% bootstrap interval of the ATE: "
         f"{lower_text} to {upper_text}",
     )
-    axes.axvline(upper, color="tab:orange", linestyle="--", zorder=3)
-    axes.axvline(ate, color="tab:blue", linewidth=2, zorder=4, label=f"ATE {ate_text}")
+    axes.axvline(upper, color="tab:orange", linestyle="--", linewidth=0.8, zorder=3)
+    # Dark and wide, so that the ATE stays visible inside a narrow interval.
+    axes.axvline(ate, color="navy", linewidth=2.5, zorder=4, label=f"ATE {ate_text}")
     axes.set_xlabel(_EFFECT_LABELS[outcome_family])
     axes.set_ylabel("units")
     axes.set_title(f"Estimated effect of {treatment_name} on {outcome_name}, per unit")

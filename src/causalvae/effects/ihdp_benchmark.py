@@ -288,7 +288,7 @@ def format_ihdp_markdown(result: IhdpBenchmarkResult, heading_level: int = 1) ->
     lines = [
         f"{top} IHDP benchmark",
         "",
-        f"Replications: {listed} ({count}). CEVAE seed {result.seed}, at most "
+        f"Replications: {listed} ({count} in all). CEVAE seed {result.seed}, at most "
         f"{training.epochs} epochs with patience {training.patience}, learning rate "
         f"{training.learning_rate:g}, {config.outcome_likelihood} outcome, "
         f"{config.abduction} abduction, {config.ite_samples} draws per ITE.",
