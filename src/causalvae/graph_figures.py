@@ -128,9 +128,9 @@ def plot_model_vs_exact(
         )  # fmt: skip
         for axes, exact_answer, model_answer in panels:
             distance = total_variation(exact_answer, model_answer)
-            shown = _value_label(exact_graph, cause, value)
+            value_text = _value_label(exact_graph, cause, value)
             axes.plot(
-                classes, exact_answer, color=colour, label=f"{cause}={shown} exact"
+                classes, exact_answer, color=colour, label=f"{cause}={value_text} exact"
             )
             axes.plot(
                 classes,
@@ -138,7 +138,7 @@ def plot_model_vs_exact(
                 color=colour,
                 linestyle="--",
                 marker=".",
-                label=f"{cause}={shown} model (TV {distance:.3f})",
+                label=f"{cause}={value_text} model (TV {distance:.3f})",
             )
     left.set_title(f"conditioning: p({effect} | {cause} = v)")
     right.set_title(f"intervening: p({effect} | do({cause} = v))")

@@ -110,6 +110,28 @@ def test_info_json(tiny_file: Path) -> None:
     assert sum(summary["factors"]["shape"]["counts"]) == len(TINY_GRID)
 
 
+def test_info_describes_resampled_file(tmp_path: Path) -> None:
+    path = tmp_path / "hidden.npz"
+    made = _run("data", "resample", "--graph", "hidden", "-n", "200", "-o", str(path))
+    assert made.exit_code == 0, made.output
+
+    text = _run("data", "info", str(path))
+    summary = json.loads(_run("data", "info", "--json", str(path)).stdout)
+
+    assert "causally resampled from graph hidden" in text.stdout
+    assert "hidden factors: confounder;" in text.stdout
+    assert "ignored keys" not in text.stdout
+    assert summary["resampled"]["graph"] == "hidden"
+    assert summary["resampled"]["hidden_factors"] == ["confounder"]
+    assert summary["ignored_keys"] == []
+
+
+def test_info_plain_file_is_not_resampled(tiny_file: Path) -> None:
+    summary = json.loads(_run("data", "info", "--json", str(tiny_file)).stdout)
+
+    assert summary["resampled"] is None
+
+
 def test_info_rejects_broken_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken.npz"
     broken.write_text("nothing here")

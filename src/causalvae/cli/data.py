@@ -101,6 +101,12 @@ def info(file: Path, as_json: bool) -> None:
     click.echo(f"full grid: {'yes' if summary['full_grid'] else 'no'}")
     click.echo(f"distinct factor combinations: {summary['distinct_combinations']}")
     click.echo(f"mean lit pixels per image: {summary['mean_lit_pixels']:.1f}")
+    if summary["resampled"] is not None:
+        resampled = summary["resampled"]
+        click.echo(f"causally resampled from graph {resampled['graph']}")
+        click.echo(f"  edges: {resampled['edges']}")
+        hidden = ", ".join(resampled["hidden_factors"]) or "none"
+        click.echo(f"  hidden factors: {hidden}; exogenous noise stored per factor")
     if summary["ignored_keys"]:
         click.echo(f"ignored keys: {', '.join(summary['ignored_keys'])}")
     click.echo("factor        classes present   images per class (min to max)")
@@ -126,6 +132,7 @@ def _summarise(dataset: DSprites) -> dict[str, Any]:
     for start in range(0, count, 65_536):
         chunk = dataset.images[start : start + 65_536]
         lit += int(chunk.sum(dtype=np.int64))
+    resampled, ignored = _resampled_summary(dataset)
     return {
         "path": str(dataset.path),
         "layout": dataset.layout,
@@ -133,9 +140,30 @@ def _summarise(dataset: DSprites) -> dict[str, Any]:
         "full_grid": dataset.is_full_grid,
         "distinct_combinations": int(np.unique(dataset.indices).size),
         "mean_lit_pixels": lit / count if count else 0.0,
-        "ignored_keys": list(dataset.extra_keys),
+        "ignored_keys": ignored,
+        "resampled": resampled,
         "factors": factors,
     }
+
+
+def _resampled_summary(dataset: DSprites) -> tuple[dict[str, Any] | None, list[str]]:
+    """Describe the graph of a file written by ``data resample``, and return the
+    keys that neither the loader nor the resampled format reads."""
+    from causalvae.data.resample import HIDDEN_PREFIX, NOISE_PREFIX, load_resampled
+
+    extra = list(dataset.extra_keys)
+    if "graph" not in extra:
+        return None, extra
+    units = load_resampled(dataset.path, load_images=False)
+    known = {"graph"}
+    known |= {NOISE_PREFIX + name for name in units.graph.names}
+    known |= {HIDDEN_PREFIX + name for name in units.graph.hidden_names}
+    summary = {
+        "graph": units.graph.name or "unnamed",
+        "edges": units.graph.describe_edges(),
+        "hidden_factors": list(units.graph.hidden_names),
+    }
+    return summary, [key for key in extra if key not in known]
 
 
 @cli.command("show")

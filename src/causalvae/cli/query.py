@@ -261,10 +261,10 @@ def _sample_command(kind: str) -> click.Command:
         samples = run(model, assignment, num_samples)
         output.mkdir(parents=True, exist_ok=True)
         titles = [format_factors(f.numpy(), two_lines=True) for f in samples.factors]
-        shown = ", ".join(
+        assigned = ", ".join(
             f"{name}={format_value(name, index)}" for name, index in assignment.items()
         )
-        query = f"do({shown})" if kind == "intervene" else f"given {shown}"
+        query = f"do({assigned})" if kind == "intervene" else f"given {assigned}"
         figure = save_image_grid(
             output / f"{kind}.png",
             samples.images,
