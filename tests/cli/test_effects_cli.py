@@ -525,3 +525,34 @@ def test_fit_outcome_likelihood_option(run_cli, table_csv, tmp_path):
     assert summary["config"]["outcome_likelihood"] == "johnson_su"
     ite = pd.read_csv(tmp_path / "out" / "ite.csv")
     assert np.isfinite(ite["ite"]).all()
+
+
+def test_ihdp_warns_at_epoch_limit(run_cli, tmp_path):
+    data_dir = write_fake_ihdp(tmp_path / "ihdp")
+    arguments = ("effects", "benchmark", "ihdp", "--data-dir", data_dir)
+    settings = ("--replications", 1, "--epochs", 2, "--ite-samples", 2)
+
+    loud = run_cli(*arguments, *settings, "-o", tmp_path / "loud")
+    quiet = run_cli("-q", *arguments, *settings, "-o", tmp_path / "quiet")
+
+    assert "CEVAE ran all 2 epochs in 1 of 1 replication(s)" in loud.stderr
+    assert "warning" not in quiet.stderr
+
+
+def test_dsprites_warns_at_epoch_limit(run_cli, tmp_path):
+    result = run_cli(
+        "effects",
+        "benchmark",
+        "dsprites",
+        "--units",
+        200,
+        "--epochs",
+        2,
+        "-o",
+        tmp_path / "out",
+    )
+
+    assert "warning: CEVAE ran all 2 epochs without early stopping" in result.stderr
+    record = json.loads((tmp_path / "out" / "dsprites_effects.json").read_text())
+    assert record["epochs_run"] == 2
+    assert record["stopped_early"] is False

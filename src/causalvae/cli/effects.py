@@ -335,6 +335,17 @@ def _report_fit(fit: EffectFit, requested_family: str, quiet: bool) -> None:
         )
 
 
+def _warn_epoch_limit(ctx: click.Context, what: str) -> None:
+    """Warn on standard error that training reached its epoch limit, unless -q."""
+    if _is_quiet(ctx):
+        return
+    click.echo(
+        f"warning: {what} without early stopping, so its estimates may not have "
+        "converged; rerun with a larger --epochs",
+        err=True,
+    )
+
+
 @cli.group("benchmark", short_help="Score CEVAE on data with known true effects.")
 def benchmark() -> None:
     """Score CEVAE on semi-synthetic data whose true effects are known."""
@@ -455,6 +466,15 @@ def ihdp_command(
     click.echo(f"{replications} replication(s) in {result.seconds:.0f} s")
     click.echo(f"scores: {scores_path}")
     click.echo(f"summary: {summary_path}")
+    cevae = result.rows[result.rows["method"] == "CEVAE"]
+    patience = config.training.patience or config.training.epochs + 1
+    unstopped = int((cevae["epochs_run"] - cevae["best_epoch"] < patience).sum())
+    if unstopped:
+        _warn_epoch_limit(
+            ctx,
+            f"CEVAE ran all {config.training.epochs} epochs in {unstopped} of "
+            f"{len(cevae)} replication(s)",
+        )
 
 
 @benchmark.command(
@@ -532,6 +552,8 @@ def dsprites_command(
         "features": features,
         "seed": seed,
         "seconds": result.seconds,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
         "config": dataclasses.asdict(config),
     }
     json_path = write_json(record, output_dir / DSPRITES_OUTPUT_FILES[0])
@@ -539,6 +561,8 @@ def dsprites_command(
     click.echo(markdown)
     click.echo(_compare_ate_errors(errors["CEVAE"], errors["difference in means"]))
     click.echo(f"results: {json_path}, {markdown_path}")
+    if not result.stopped_early:
+        _warn_epoch_limit(ctx, f"CEVAE ran all {result.epochs_run} epochs")
 
 
 def _compare_ate_errors(cevae_error: float, naive_error: float) -> str:

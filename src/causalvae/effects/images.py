@@ -83,6 +83,9 @@ class DspritesBenchmarkResult:
     :ivar estimates: estimated ATE per method.
     :ivar true_ate: mean of the true effects.
     :ivar cevae_sqrt_pehe: √PEHE of CEVAE's individual effects over all units.
+    :ivar epochs_run: CEVAE's training epochs.
+    :ivar stopped_early: whether CEVAE's training stopped early rather than at the
+        epoch limit.
     """
 
     estimates: dict[str, float]
@@ -93,6 +96,8 @@ class DspritesBenchmarkResult:
     seed: int
     seconds: float
     config: CevaeConfig = field(repr=False, default=DSPRITES_CONFIG)
+    epochs_run: int = 0
+    stopped_early: bool = True
 
     def ate_errors(self) -> dict[str, float]:
         """Return the absolute ATE error per method."""
@@ -243,6 +248,8 @@ def run_dsprites_benchmark(
         seed=seed,
         seconds=time.perf_counter() - start,
         config=config,
+        epochs_run=fit.model.history.epochs_run,
+        stopped_early=fit.stopped_early,
     )
     logger.info("dSprites effects: %s", result.ate_errors())
     return result
