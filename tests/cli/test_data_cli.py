@@ -112,8 +112,10 @@ def test_info_json(tiny_file: Path) -> None:
 
 def test_info_describes_resampled_file(tmp_path: Path) -> None:
     path = tmp_path / "hidden.npz"
-    made = _run("data", "resample", "--graph", "hidden", "-n", "200", "-o", str(path))
-    assert made.exit_code == 0, made.output
+    resampled = _run(
+        "data", "resample", "--graph", "hidden", "-n", "200", "-o", str(path)
+    )
+    assert resampled.exit_code == 0, resampled.output
 
     text = _run("data", "info", str(path))
     summary = json.loads(_run("data", "info", "--json", str(path)).stdout)

@@ -233,7 +233,7 @@ def test_sampled_abduction_is_pyros_ite():
     assert np.allclose(ours, pyros * fitted.outcome_scale, atol=1e-5)
 
 
-def test_per_arm_abduction_feeds_the_arm_to_the_guide():
+def test_per_arm_abduction_fixes_guide_treatment():
     train, validation = make_splits()
     fitted = fit_cevae_arrays(train, validation, "continuous", config=TINY)
     seen = []

@@ -335,12 +335,12 @@ def _report_fit(fit: EffectFit, requested_family: str, quiet: bool) -> None:
         )
 
 
-def _warn_epoch_limit(ctx: click.Context, what: str) -> None:
+def _warn_epoch_limit(ctx: click.Context, subject: str) -> None:
     """Warn on standard error that training reached its epoch limit, unless -q."""
     if _is_quiet(ctx):
         return
     click.echo(
-        f"warning: {what} without early stopping, so its estimates may not have "
+        f"warning: {subject} without early stopping, so its estimates may not have "
         "converged; rerun with a larger --epochs",
         err=True,
     )

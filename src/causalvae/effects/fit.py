@@ -41,7 +41,7 @@ BOOTSTRAP_CHUNK = 100
 """Bootstrap resamples drawn at once, which bounds memory at ``100 x units``."""
 
 MIN_BOOTSTRAP_SAMPLES = 100
-"""Fewest bootstrap resamples accepted. The tails of a percentile interval come
+"""Minimum number of bootstrap resamples. The tails of a percentile interval come
 from a handful of resamples, and with very few the interval can even exclude the
 estimate it is meant to surround."""
 
