@@ -63,7 +63,15 @@ def test_counterfactual_by_index(
     assert answer["counterfactual_factors"]["shape"] == SHAPE_NAMES[target]
     assert set(answer["metrics"]) == METRIC_KEYS
     assert all(0 <= value <= 1 for value in answer["metrics"].values())
-    assert "IoU against the oracle image" in result.stdout
+    metrics = answer["metrics"]
+    assert (
+        f"IoU against the oracle image: {metrics['iou_sample_vs_oracle']:.3f} (sample)"
+        in result.stdout
+    )
+    reconstruction = f"{metrics['reconstruction_iou']:.3f}"
+    assert f"IoU of the factual reconstruction: {reconstruction}" in result.stdout
+    poorly = "reconstructs this image poorly" in result.stderr
+    assert poorly == (metrics["reconstruction_iou"] < 0.5)
 
 
 def test_counterfactual_from_png(
