@@ -232,3 +232,27 @@ def test_train_interrupt_names_last_checkpoint(
     assert "last checkpoint" in result.output
     assert "at step 2" in result.output
     assert "--resume" in result.output
+
+
+def test_progress_bar_postfix_matches_count(monkeypatch) -> None:
+    from tqdm import tqdm
+
+    from causalvae.cli._options import TrainingBar
+
+    shown = []
+    original = tqdm.update
+
+    def recording(self, n=1):
+        result = original(self, n)
+        shown.append((self.n, self.postfix))
+        return result
+
+    monkeypatch.setattr(tqdm, "update", recording)
+    bar = TrainingBar(steps=3, minutes=None, quiet=False)
+    for step in (1, 2, 3):
+        bar({"step": step, "elapsed": 0.1 * step, "loss": 1.0})
+    bar.close()
+
+    assert [count for count, _ in shown] == [1, 2, 3]
+    for count, postfix in shown:
+        assert f"step={count}" in postfix

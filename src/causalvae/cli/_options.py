@@ -100,12 +100,14 @@ class TrainingBar:
             self.bar = tqdm(
                 total=self.total, unit=unit, disable=self.quiet, dynamic_ncols=True
             )
-        target = int(info["elapsed"]) if self.by_time else int(info["step"])
-        if target > self.bar.n:
-            self.bar.update(target - self.bar.n)
+        # The postfix is set before the update, which redraws the bar, so that the
+        # step shown matches the count.
         self.bar.set_postfix(
             step=info["step"], loss=f"{info['loss']:.2f}", refresh=False
         )
+        target = int(info["elapsed"]) if self.by_time else int(info["step"])
+        if target > self.bar.n:
+            self.bar.update(target - self.bar.n)
 
     def close(self) -> None:
         """Close the bar; later progress reports are ignored."""
