@@ -264,6 +264,9 @@ def test_intervene_sets_factors(
     assert answer["num_samples"] == num_samples
     assert answer["factor_counts"]["shape"] == {"2": num_samples}
     assert answer["factor_counts"]["pos_x"] == {"3": num_samples}
+    assert answer["class_labels"]["shape"] == {"2": "heart"}
+    assert answer["class_labels"]["pos_x"] == {"3": "3"}
+    assert set(answer["class_labels"]["scale"]) == set(answer["factor_counts"]["scale"])
     for name in FACTOR_NAMES:
         assert sum(answer["factor_counts"][name].values()) == num_samples
     assert "intervene:" in result.stdout

@@ -58,6 +58,17 @@ def _factor_summary(factors: torch.Tensor) -> dict[str, dict[str, int]]:
     return summary
 
 
+def _class_labels(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, str]]:
+    """Label each class index of ``counts`` as a reader knows it: shape names,
+    scale values, angles in degrees and position indices."""
+    from causalvae.figures import format_value
+
+    return {
+        name: {index: format_value(name, int(index)) for index in classes}
+        for name, classes in counts.items()
+    }
+
+
 def _load_unit(
     config: dict[str, Any],
     index: int | None,
@@ -287,11 +298,13 @@ def _sample_command(kind: str) -> click.Command:
             titles=titles,
             suptitle=f"{num_samples} samples, {query}",
         )
+        counts = _factor_summary(samples.factors)
         answer = {
             "query": kind,
             "assignment": {k: int(v) for k, v in assignment.items()},
             "num_samples": num_samples,
-            "factor_counts": _factor_summary(samples.factors),
+            "factor_counts": counts,
+            "class_labels": _class_labels(counts),
             "seed": seed,
         }
         atomic_write_json(output / f"{kind}.json", answer)
