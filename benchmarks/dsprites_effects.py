@@ -16,7 +16,7 @@ import sys
 
 from causalvae.effects import run_dsprites_benchmark
 from causalvae.runtime import configure_threads
-from ihdp import RESULTS, machine_description, replace_section
+from ihdp import RESULTS, replace_section, run_header
 
 HEADING = "## Treatment effects with dSprites images as proxies"
 
@@ -69,14 +69,7 @@ def main() -> None:
         )
         body = "\n".join(
             [
-                "```",
-                command,
-                "```",
-                "",
-                f"Machine: {machine_description()}. Load average "
-                f"{load_before:.1f} before and {load_after:.1f} after the run, "
-                "from other jobs sharing the cores.",
-                "",
+                *run_header(command, load_before, load_after),
                 f"{args.units} rendered images per run; the sprite's scale confounds "
                 "treatment and outcome and is never given to the estimators "
                 "(design and formulas in `docs/effects.md`). "

@@ -53,6 +53,20 @@ def machine_description() -> str:
     )
 
 
+def run_header(command: str, load_before: float, load_after: float) -> list[str]:
+    """Return the lines that open a results section: the command in a code block,
+    then the machine and the load average around the run."""
+    return [
+        "```",
+        command,
+        "```",
+        "",
+        f"Machine: {machine_description()}. Load average {load_before:.1f} before "
+        f"and {load_after:.1f} after the run, from other jobs sharing the cores.",
+        "",
+    ]
+
+
 def cevae_sentence(rows: pd.DataFrame) -> str:
     """Summarise CEVAE's out-of-sample scores and its worst replication."""
     cevae = rows[rows["method"] == "CEVAE"]
@@ -152,14 +166,7 @@ def main() -> None:
             command += f" --replications {args.replications} --seed {args.seed}"
         body = "\n".join(
             [
-                "```",
-                command,
-                "```",
-                "",
-                f"Machine: {machine_description()}. Load average "
-                f"{load_before:.1f} before and {load_after:.1f} after the run, "
-                "from other jobs sharing the cores.",
-                "",
+                *run_header(command, load_before, load_after),
                 f"{args.replications} replications in {result.seconds / 60:.1f} "
                 f"minutes. Mean ± standard error over replications; protocol in "
                 "`docs/effects.md`.",
