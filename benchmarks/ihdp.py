@@ -23,7 +23,9 @@ import pandas as pd
 import pyro
 import torch
 
+from causalvae.data.store import atomic_output
 from causalvae.effects import IHDP_CONFIG, run_ihdp_benchmark
+from causalvae.effects.files import write_json
 from causalvae.effects.ihdp_benchmark import format_ihdp_markdown
 from causalvae.runtime import configure_threads
 
@@ -104,9 +106,8 @@ def replace_section(path: Path, heading: str, body: str) -> None:
             len(lines),
         )
         lines[start:end] = section
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text("".join(lines).rstrip("\n") + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    with atomic_output(path) as handle:
+        handle.write(("".join(lines).rstrip("\n") + "\n").encode("utf-8"))
 
 
 def main() -> None:
@@ -138,7 +139,7 @@ def main() -> None:
         seed=args.seed,
         on_replication=lambda replication, rows: print(
             f"replication {replication}: CEVAE out-of-sample sqrt(PEHE) "
-            f"{rows.iloc[0]['out_sqrt_pehe']:.3f}, "
+            f"{rows.set_index('method').at['CEVAE', 'out_sqrt_pehe']:.3f}, "
             f"{time.perf_counter() - start:.0f} s so far",
             file=sys.stderr,
         ),
@@ -150,13 +151,14 @@ def main() -> None:
 
     if args.output is not None:
         record = {
-            "rows": result.rows.to_dict(orient="records"),
+            # to_json writes the baselines' missing epochs as null, not bare NaN.
+            "rows": json.loads(result.rows.to_json(orient="records")),
             "summary": result.summary().to_dict(orient="index"),
             "seconds": result.seconds,
             "config": dataclasses.asdict(result.config),
             "machine": machine_description(),
         }
-        args.output.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_json(record, args.output)
 
     if args.write_results:
         command = (
@@ -164,6 +166,10 @@ def main() -> None:
         )
         if args.replications != 10 or args.seed != 0:
             command += f" --replications {args.replications} --seed {args.seed}"
+        if args.data_dir is not None:
+            command += f" --data-dir {args.data_dir}"
+        if args.output is not None:
+            command += f" --output {args.output}"
         body = "\n".join(
             [
                 *run_header(command, load_before, load_after),

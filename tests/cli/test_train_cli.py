@@ -239,12 +239,12 @@ def test_progress_bar_postfix_matches_count(monkeypatch) -> None:
 
     from causalvae.cli._options import TrainingBar
 
-    shown = []
+    updates = []
     original = tqdm.update
 
     def recording(self, n=1):
         result = original(self, n)
-        shown.append((self.n, self.postfix))
+        updates.append((self.n, self.postfix))
         return result
 
     monkeypatch.setattr(tqdm, "update", recording)
@@ -253,6 +253,6 @@ def test_progress_bar_postfix_matches_count(monkeypatch) -> None:
         bar({"step": step, "elapsed": 0.1 * step, "loss": 1.0})
     bar.close()
 
-    assert [count for count, _ in shown] == [1, 2, 3]
-    for count, postfix in shown:
+    assert [count for count, _ in updates] == [1, 2, 3]
+    for count, postfix in updates:
         assert f"step={count}" in postfix

@@ -13,6 +13,7 @@ import click
 from tqdm import tqdm
 
 from causalvae.cli import UserError
+from causalvae.cli._options import is_quiet
 from causalvae.effects import (
     IHDP_CONFIG,
     CevaeConfig,
@@ -168,9 +169,7 @@ def cli() -> None:
 @click.option(
     "--overwrite", is_flag=True, help="Replace the files of an earlier run in -o."
 )
-@click.pass_context
 def fit_command(
-    ctx: click.Context,
     table: Path,
     treatment: str,
     outcome: str,
@@ -239,7 +238,7 @@ def fit_command(
             outcome_family,  # type: ignore[arg-type]
         )
 
-    with _user_errors(), _epoch_bar(ctx, epochs, "training") as on_epoch:
+    with _user_errors(), _epoch_bar(epochs, "training") as on_epoch:
         fit = fit_effects(
             frame,
             treatment,
@@ -257,7 +256,7 @@ def fit_command(
         outputs = write_effect_outputs(
             fit, output_dir, input_path=table.resolve(), overwrite=overwrite
         )
-    _report_fit(fit, outcome_family, quiet=_is_quiet(ctx))
+    _report_fit(fit, outcome_family, quiet=is_quiet())
     click.echo(f"per-unit effects: {outputs.ite_csv}")
     click.echo(f"summary: {outputs.summary_json}")
     click.echo(f"figure: {outputs.figure}")
@@ -335,9 +334,9 @@ def _report_fit(fit: EffectFit, requested_family: str, quiet: bool) -> None:
         )
 
 
-def _warn_epoch_limit(ctx: click.Context, subject: str) -> None:
+def _warn_epoch_limit(subject: str) -> None:
     """Warn on standard error that training reached its epoch limit, unless -q."""
-    if _is_quiet(ctx):
+    if is_quiet():
         return
     click.echo(
         f"warning: {subject} without early stopping, so its estimates may not have "
@@ -406,9 +405,7 @@ def benchmark() -> None:
 @click.option(
     "--overwrite", is_flag=True, help="Replace the files of an earlier run in -o."
 )
-@click.pass_context
 def ihdp_command(
-    ctx: click.Context,
     data_dir: Path | None,
     replications: int,
     epochs: int,
@@ -444,7 +441,7 @@ def ihdp_command(
     except FileNotFoundError as error:
         raise UserError(f"{error} with --data-dir") from error
 
-    quiet = _is_quiet(ctx)
+    quiet = is_quiet()
     with (
         _user_errors(),
         tqdm(total=replications, desc="replications", disable=quiet) as bar,
@@ -467,11 +464,9 @@ def ihdp_command(
     click.echo(f"scores: {scores_path}")
     click.echo(f"summary: {summary_path}")
     cevae = result.rows[result.rows["method"] == "CEVAE"]
-    patience = config.training.patience or config.training.epochs + 1
-    unstopped = int((cevae["epochs_run"] - cevae["best_epoch"] < patience).sum())
+    unstopped = int((~cevae["stopped_early"].astype(bool)).sum())
     if unstopped:
         _warn_epoch_limit(
-            ctx,
             f"CEVAE ran all {config.training.epochs} epochs in {unstopped} of "
             f"{len(cevae)} replication(s)",
         )
@@ -513,9 +508,7 @@ def ihdp_command(
 @click.option(
     "--overwrite", is_flag=True, help="Replace the files of an earlier run in -o."
 )
-@click.pass_context
 def dsprites_command(
-    ctx: click.Context,
     units: int,
     features: str,
     epochs: int,
@@ -533,7 +526,7 @@ def dsprites_command(
             DSPRITES_CONFIG,
             training=dataclasses.replace(_DSPRITES_TRAINING, epochs=epochs),
         )
-    with _user_errors(), _epoch_bar(ctx, epochs, "training") as on_epoch:
+    with _user_errors(), _epoch_bar(epochs, "training") as on_epoch:
         result = run_dsprites_benchmark(
             units,
             features,  # type: ignore[arg-type]
@@ -562,7 +555,7 @@ def dsprites_command(
     click.echo(_compare_ate_errors(errors["CEVAE"], errors["difference in means"]))
     click.echo(f"results: {json_path}, {markdown_path}")
     if not result.stopped_early:
-        _warn_epoch_limit(ctx, f"CEVAE ran all {result.epochs_run} epochs")
+        _warn_epoch_limit(f"CEVAE ran all {result.epochs_run} epochs")
 
 
 def _compare_ate_errors(cevae_error: float, naive_error: float) -> str:
@@ -599,15 +592,10 @@ def _reject_earlier_outputs(
         )
 
 
-def _is_quiet(ctx: click.Context) -> bool:
-    root = ctx.find_root()
-    return bool(root.obj and root.obj.get("quiet"))
-
-
 @contextmanager
-def _epoch_bar(ctx: click.Context, epochs: int, label: str) -> Iterator[EpochCallback]:
+def _epoch_bar(epochs: int, label: str) -> Iterator[EpochCallback]:
     """Yield an epoch callback that drives a progress bar, hidden with ``--quiet``."""
-    with tqdm(total=epochs, desc=label, unit="epoch", disable=_is_quiet(ctx)) as bar:
+    with tqdm(total=epochs, desc=label, unit="epoch", disable=is_quiet()) as bar:
 
         def on_epoch(epoch: int, train_loss: float, validation_loss: float) -> None:
             if epoch == 1 and bar.n:

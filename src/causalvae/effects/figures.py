@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from causalvae.effects.files import replace_atomically
+from causalvae.data.store import atomic_output
 from causalvae.effects.validation import ResolvedOutcomeFamily
 
 _EFFECT_LABELS: dict[ResolvedOutcomeFamily, str] = {
@@ -113,6 +113,6 @@ def plot_ite_distribution(
     )
     path = Path(path)
     suffix = path.suffix.lstrip(".") or "png"
-    with replace_atomically(path) as temporary:
-        figure.savefig(temporary, format=suffix, dpi=120)
+    with atomic_output(path) as handle:
+        figure.savefig(handle, format=suffix, dpi=120)
     return path

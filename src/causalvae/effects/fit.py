@@ -85,11 +85,7 @@ class EffectFit:
 
         False means it ran to the epoch limit, so the model may not have converged.
         """
-        history = self.model.history
-        patience = self.model.config.training.patience
-        if patience is None:
-            return False
-        return history.epochs_run - history.best_epoch >= patience
+        return self.model.history.stopped_early(self.model.config.training.patience)
 
     def unit_table(self) -> pd.DataFrame:
         """Return one row per unit: treatment, outcome, split, y0, y1 and ITE.
@@ -223,8 +219,9 @@ def fit_effects(
         seed=seed,
         on_epoch=on_epoch,
     )
-    ite = model.ite(table.covariates, seed=seed)
+    # One Monte Carlo pass gives both arms; their difference is what ite() returns.
     y0, y1 = model.potential_outcomes(table.covariates, seed=seed)
+    ite = y1 - y0
     ate = float(ite.mean())
     interval = bootstrap_ate_interval(ite, interval_level, bootstrap_samples, rng)
     logger.info(

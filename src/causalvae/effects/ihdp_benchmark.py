@@ -87,8 +87,8 @@ class IhdpBenchmarkResult:
     :ivar rows: one row per method and replication, with columns ``method``,
         ``replication``, the :data:`METRICS`, ``validation_factual_rmse`` (the
         error of the factual outcome on validation units, the only score the
-        protocol lets a user see), ``seconds``, and for CEVAE ``best_epoch`` and
-        ``epochs_run``.
+        protocol lets a user see), ``seconds``, and for CEVAE ``best_epoch``,
+        ``epochs_run`` and ``stopped_early``.
     :ivar config: CEVAE settings used.
     :ivar seed: CEVAE seed.
     :ivar seconds: wall-clock time of the whole run.
@@ -201,6 +201,7 @@ def _score_replication(
     record = _scores("CEVAE", ite, y0, y1, data, split, _since(start))
     record["best_epoch"] = fitted.history.best_epoch
     record["epochs_run"] = fitted.history.epochs_run
+    record["stopped_early"] = fitted.history.stopped_early(config.training.patience)
     records.append(record)
 
     # Baselines without tuning parameters use the training and validation units.

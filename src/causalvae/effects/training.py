@@ -106,6 +106,13 @@ class TrainingHistory:
         """Number of epochs trained before stopping."""
         return len(self.train_loss)
 
+    def stopped_early(self, patience: int | None) -> bool:
+        """Return whether training stopped because the validation loss stopped
+        improving for ``patience`` epochs, rather than at the epoch limit."""
+        if patience is None:
+            return False
+        return self.epochs_run - self.best_epoch >= patience
+
 
 class Diverged(Exception):
     """Raised inside :func:`train_cevae` when a loss or a gradient is not finite or
