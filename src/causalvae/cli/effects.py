@@ -21,6 +21,7 @@ from causalvae.effects import (
     TrainingDivergedError,
     TrainingSettings,
 )
+from causalvae.effects.errors import IdentifierColumnsError
 from causalvae.effects.fit import MIN_BOOTSTRAP_SAMPLES
 from causalvae.effects.images import DSPRITES_CONFIG
 from causalvae.effects.training import EpochCallback
@@ -196,7 +197,6 @@ def fit_command(
     from causalvae.effects import (
         fit_effects,
         read_table,
-        validate_effect_data,
         write_effect_outputs,
     )
     from causalvae.effects.outputs import OUTPUT_FILES
@@ -225,20 +225,13 @@ def fit_command(
     with _user_errors():
         frame = read_table(table, index_column)
     _report_index(frame, table, index_column)
-    if covariate_names is None:
-        _reject_identifier_covariates(frame, treatment, outcome)
 
-    # Check the table before the progress bar is drawn; fit_effects checks again.
-    with _user_errors():
-        validate_effect_data(
-            frame,
-            treatment,
-            outcome,
-            covariate_names,
-            outcome_family,  # type: ignore[arg-type]
-        )
-
-    with _user_errors(), _epoch_bar(epochs, "training") as on_epoch:
+    # The bar appears with the first epoch, so input errors print without one.
+    with (
+        _user_errors(),
+        _identifier_hint(),
+        _epoch_bar(epochs, "training") as on_epoch,
+    ):
         fit = fit_effects(
             frame,
             treatment,
@@ -273,27 +266,24 @@ def _report_index(frame: pd.DataFrame, table: Path, index_column: str | None) ->
         )
 
 
-def _reject_identifier_covariates(
-    frame: pd.DataFrame, treatment: str, outcome: str
-) -> None:
-    """Raise :class:`UserError` if a default covariate looks like a row identifier."""
-    from causalvae.effects.validation import identifier_columns
-
-    candidates = frame.drop(columns=[c for c in (treatment, outcome) if c in frame])
-    identifiers = identifier_columns(candidates)
-    if len(identifiers) == 1:
-        described = f"column {identifiers[0]!r} looks like a row identifier"
-    elif identifiers:
-        described = (
-            f"columns {', '.join(map(repr, identifiers))} look like row identifiers"
-        )
-    else:
-        return
-    raise UserError(
-        f"{described} (distinct integers under an identifier name) and would "
-        f"become a covariate. Pass --index-column {identifiers[0]} to use it as "
-        "the row labels, or name the covariates with --covariates"
-    )
+@contextmanager
+def _identifier_hint() -> Iterator[None]:
+    """Reword an identifier-column error with the command-line options that fix it."""
+    try:
+        yield
+    except IdentifierColumnsError as error:
+        identifiers = error.columns
+        if len(identifiers) == 1:
+            described = f"column {identifiers[0]!r} looks like a row identifier"
+        else:
+            described = (
+                f"columns {', '.join(map(repr, identifiers))} look like row identifiers"
+            )
+        raise UserError(
+            f"{described} (distinct integers under an identifier name) and would "
+            f"become a covariate. Pass --index-column {identifiers[0]} to use it "
+            "as the row labels, or name the covariates with --covariates"
+        ) from error
 
 
 def _report_fit(fit: EffectFit, requested_family: str, quiet: bool) -> None:
@@ -594,16 +584,31 @@ def _reject_earlier_outputs(
 
 @contextmanager
 def _epoch_bar(epochs: int, label: str) -> Iterator[EpochCallback]:
-    """Yield an epoch callback that drives a progress bar, hidden with ``--quiet``."""
-    with tqdm(total=epochs, desc=label, unit="epoch", disable=is_quiet()) as bar:
+    """Yield an epoch callback that drives a progress bar, hidden with ``--quiet``.
 
-        def on_epoch(epoch: int, train_loss: float, validation_loss: float) -> None:
-            if epoch == 1 and bar.n:
-                bar.reset()  # a retry after divergence starts again
-            bar.update()
-            bar.set_postfix(train=f"{train_loss:.3g}", valid=f"{validation_loss:.3g}")
+    The bar is drawn at the first epoch, so that errors raised before training
+    print without an empty bar.
+    """
+    bars: list[tqdm] = []
 
+    def on_epoch(epoch: int, train_loss: float, validation_loss: float) -> None:
+        if not bars:
+            bars.append(
+                tqdm(total=epochs, desc=label, unit="epoch", disable=is_quiet())
+            )
+        bar = bars[0]
+        if epoch == 1 and bar.n:
+            bar.reset()  # a retry after divergence starts again
+        bar.set_postfix(
+            train=f"{train_loss:.3g}", valid=f"{validation_loss:.3g}", refresh=False
+        )
+        bar.update()
+
+    try:
         yield on_epoch
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 @contextmanager

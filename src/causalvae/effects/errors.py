@@ -10,6 +10,17 @@ class EffectsInputError(ValueError):
     """
 
 
+class IdentifierColumnsError(EffectsInputError):
+    """Columns that look like row identifiers would become covariates.
+
+    :ivar columns: the names of those columns.
+    """
+
+    def __init__(self, message: str, columns: list[str]) -> None:
+        super().__init__(message)
+        self.columns = columns
+
+
 class TrainingDivergedError(RuntimeError):
     """Training produced a NaN, infinite or exploding loss, even after a retry.
 

@@ -219,7 +219,7 @@ def fit_effects(
         seed=seed,
         on_epoch=on_epoch,
     )
-    # One Monte Carlo pass gives both arms; their difference is what ite() returns.
+    # One Monte Carlo pass gives both arms, and their difference is what ite() returns.
     y0, y1 = model.potential_outcomes(table.covariates, seed=seed)
     ite = y1 - y0
     ate = float(ite.mean())

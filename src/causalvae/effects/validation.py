@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from causalvae.effects.errors import EffectsInputError
+from causalvae.effects.errors import EffectsInputError, IdentifierColumnsError
 
 logger = logging.getLogger(__name__)
 
@@ -194,11 +194,12 @@ def validate_effect_data(
     if covariates is None:
         identifiers = identifier_columns(data[covariate_names])
         if identifiers:
-            raise EffectsInputError(
+            raise IdentifierColumnsError(
                 f"column(s) {', '.join(map(repr, identifiers))} look like row "
                 "identifiers (distinct integers under an identifier name) and would "
                 "become covariates. Make such a column the index, as in "
-                f"data.set_index({identifiers[0]!r}), or name the covariates"
+                f"data.set_index({identifiers[0]!r}), or name the covariates",
+                identifiers,
             )
     used = [treatment, outcome, *covariate_names]
 
