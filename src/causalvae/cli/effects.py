@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from tqdm import tqdm
@@ -37,6 +37,31 @@ _IHDP_TRAINING = IHDP_CONFIG.training
 _DSPRITES_TRAINING = DSPRITES_CONFIG.training
 IHDP_OUTPUT_FILES = ("ihdp_scores.csv", "ihdp_summary.md")
 DSPRITES_OUTPUT_FILES = ("dsprites_effects.json", "dsprites_effects.md")
+
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def _output_options(default: str, contents: str) -> Callable[[F], F]:
+    """Add ``-o/--output-dir`` (default ``default``, help ``contents``) and
+    ``--overwrite`` to a command."""
+
+    def decorate(command: F) -> F:
+        command = click.option(
+            "--overwrite",
+            is_flag=True,
+            help="Replace the files of an earlier run in -o.",
+        )(command)
+        return click.option(
+            "-o",
+            "--output-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path(default),
+            show_default=True,
+            help=contents,
+        )(command)
+
+    return decorate
 
 
 @click.group(
@@ -159,16 +184,8 @@ def cli() -> None:
     help=f"Bootstrap resamples for the ATE interval, at least {MIN_BOOTSTRAP_SAMPLES}.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option(
-    "-o",
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs/effects"),
-    show_default=True,
-    help="Folder for ite.csv, summary.json and ite_distribution.png.",
-)
-@click.option(
-    "--overwrite", is_flag=True, help="Replace the files of an earlier run in -o."
+@_output_options(
+    "runs/effects", "Folder for ite.csv, summary.json and ite_distribution.png."
 )
 def fit_command(
     table: Path,
@@ -384,17 +401,7 @@ def benchmark() -> None:
     help="Guide draws per unit when computing effects.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="CEVAE seed.")
-@click.option(
-    "-o",
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs/effects-ihdp"),
-    show_default=True,
-    help="Folder for ihdp_scores.csv and ihdp_summary.md.",
-)
-@click.option(
-    "--overwrite", is_flag=True, help="Replace the files of an earlier run in -o."
-)
+@_output_options("runs/effects-ihdp", "Folder for ihdp_scores.csv and ihdp_summary.md.")
 def ihdp_command(
     data_dir: Path | None,
     replications: int,
@@ -487,16 +494,8 @@ def ihdp_command(
     help="Maximum training epochs.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option(
-    "-o",
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs/effects-dsprites"),
-    show_default=True,
-    help="Folder for dsprites_effects.json and dsprites_effects.md.",
-)
-@click.option(
-    "--overwrite", is_flag=True, help="Replace the files of an earlier run in -o."
+@_output_options(
+    "runs/effects-dsprites", "Folder for dsprites_effects.json and dsprites_effects.md."
 )
 def dsprites_command(
     units: int,
